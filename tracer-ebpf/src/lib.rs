@@ -1,0 +1,138 @@
+//! The event ABI shared by the kernel probes (`src/main.rs`, built for
+//! `bpfel-unknown-none`) and the userspace daemon (`tracer-user`).
+//!
+//! Everything here is `#[repr(C)]`, fixed-size and free of pointers that either
+//! side would dereference: the probes copy a few registers and `runtime.g`
+//! fields into a [`GoroutineEvent`]; all interpretation happens in userspace.
+//! Discriminants and counter indices are explicit and never reused, so a
+//! recording written by an older build still decodes.
+#![no_std]
+
+/// What a [`GoroutineEvent`] reports. Values are part of the ABI: never reuse one.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// A goroutine was created (`runtime.newproc1` returned it).
+    Spawn = 1,
+    /// A goroutine parked itself (`runtime.gopark`).
+    Park = 2,
+    /// A parked goroutine was made runnable (`runtime.ready`).
+    Ready = 3,
+    /// A goroutine finished (`runtime.goexit1`).
+    Exit = 4,
+}
+
+impl EventKind {
+    pub const fn from_u32(v: u32) -> Option<Self> {
+        match v {
+            1 => Some(Self::Spawn),
+            2 => Some(Self::Park),
+            3 => Some(Self::Ready),
+            4 => Some(Self::Exit),
+            _ => None,
+        }
+    }
+}
+
+/// First field of every event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    /// An [`EventKind`] discriminant.
+    pub kind: u32,
+    /// Kernel thread id (the Go runtime's M) that hit the probe.
+    pub tid: u32,
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC nanoseconds.
+    pub ts_ns: u64,
+}
+
+/// One goroutine state change, as seen by a probe.
+///
+/// Field meaning per kind:
+///
+/// | field        | Spawn                   | Park                  | Ready                   | Exit |
+/// |--------------|-------------------------|-----------------------|-------------------------|------|
+/// | `goid`       | new goroutine           | parking goroutine     | goroutine made runnable | exiting goroutine |
+/// | `other_goid` | parent (`g.parentGoid`) | 0                     | waker (`g0.m.curg`), 0 if none | 0 |
+/// | `pc`         | `g.gopc` (the `go` statement) | 0               | 0                       | 0 |
+/// | `start_pc`   | `g.startpc`             | 0                     | 0                       | 0 |
+/// | `g_addr`     | address of the `runtime.g` | same               | same                    | same |
+/// | `arg`        | `g.waitreason` (if spawned parked) | `lock` argument (`&hchan.lock` for channels) | 0 | 0 |
+/// | `code`       | `g.atomicstatus`        | `waitReason` code     | 0                       | 0 |
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GoroutineEvent {
+    pub header: EventHeader,
+    pub goid: u64,
+    pub other_goid: u64,
+    pub pc: u64,
+    pub start_pc: u64,
+    pub g_addr: u64,
+    pub arg: u64,
+    pub code: u32,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+}
+
+/// A field the probe could not read from target memory; the value is 0.
+pub const FLAG_READ_FAILED: u32 = 1 << 0;
+
+pub const GOROUTINE_EVENT_SIZE: usize = 72;
+const _: () = assert!(core::mem::size_of::<GoroutineEvent>() == GOROUTINE_EVENT_SIZE);
+const _: () = assert!(core::mem::align_of::<GoroutineEvent>() == 8);
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 16);
+
+/// Offsets into Go runtime structures and the target's pid, set by userspace
+/// at load time (global `PROBE_CONFIG`), read from the binary's DWARF.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProbeConfig {
+    /// Only events from this process (thread-group id) are reported.
+    pub target_tgid: u32,
+    pub _pad: u32,
+    pub g_goid: u64,
+    pub g_parent_goid: u64,
+    pub g_gopc: u64,
+    pub g_startpc: u64,
+    pub g_atomicstatus: u64,
+    pub g_waitreason: u64,
+    pub g_m: u64,
+    pub m_curg: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<ProbeConfig>() == 72);
+
+#[cfg(feature = "user")]
+// SAFETY: ProbeConfig is repr(C), all fields are plain integers and there is
+// no implicit padding (`_pad` makes it explicit), so any bit pattern is valid.
+unsafe impl aya::Pod for ProbeConfig {}
+
+/// Name of the load-time global holding the [`ProbeConfig`].
+pub const PROBE_CONFIG_GLOBAL: &str = "PROBE_CONFIG";
+/// Name of the ring buffer map carrying [`GoroutineEvent`]s.
+pub const EVENTS_MAP: &str = "EVENTS";
+/// Name of the per-CPU `u64` counter array, indexed by `counter::*`.
+pub const COUNTERS_MAP: &str = "COUNTERS";
+/// Ring buffer size in bytes (a power of two, multiple of the page size).
+pub const EVENTS_RING_BYTES: u32 = 1 << 23;
+
+/// Indices into the `COUNTERS` per-CPU array. Part of the ABI: never reuse one.
+pub mod counter {
+    pub const SPAWN_HITS: u32 = 0;
+    pub const PARK_HITS: u32 = 1;
+    pub const READY_HITS: u32 = 2;
+    pub const EXIT_HITS: u32 = 3;
+    /// Events dropped because the ring buffer was full.
+    pub const RINGBUF_FULL: u32 = 4;
+    /// Events submitted with [`super::FLAG_READ_FAILED`].
+    pub const READ_FAILED: u32 = 5;
+    pub const COUNT: u32 = 6;
+}
+
+/// Program names in the object file, one per probe.
+pub mod program {
+    pub const SPAWN: &str = "goroutine_spawn";
+    pub const PARK: &str = "goroutine_park";
+    pub const READY: &str = "goroutine_ready";
+    pub const EXIT: &str = "goroutine_exit";
+}
