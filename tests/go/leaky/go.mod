@@ -1,0 +1,3 @@
+module tracer-tests/leaky
+
+go 1.21

@@ -1,0 +1,3 @@
+module tracer-tests/pingpong
+
+go 1.21

@@ -1,0 +1,112 @@
+//! Target-side overhead benchmark: the Go `pingpong` target measures its own
+//! throughput (ops/s) for each workload, alone and with `tracer attach`
+//! following it, alternating in one run, several repetitions. Prints a
+//! Markdown table for BENCHMARKS.md.
+//!
+//! Usage: overhead TRACER_BIN PINGPONG_BIN [REPETITIONS] [SECONDS]
+//! (normally through `cargo xtask bench`). Needs root.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{bail, Context, Result};
+
+const MODES: &[(&str, &str)] = &[
+    ("pingpong", "2 goroutines bounce a value over unbuffered channels (park+wake per op)"),
+    ("spawn", "spawn goroutines that exit at once (spawn+exit per op)"),
+    ("mixed", "each op spawns a goroutine that does one ping-pong round trip and exits"),
+];
+
+/// Runs the target once; with a tracer attached during its start delay when
+/// `tracer` is given. Returns the target's own ops/s.
+fn run_once(pingpong: &str, tracer: Option<&str>, mode: &str, seconds: u64) -> Result<f64> {
+    let mut target = Command::new(pingpong)
+        .args(["-mode", mode, "-duration", &format!("{seconds}s"), "-start-delay", "2s"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("start the pingpong target")?;
+    let mut lines = BufReader::new(target.stdout.take().context("stdout")?).lines();
+    let ready = lines.next().context("target printed nothing")??;
+    let pid = ready.strip_prefix("READY pid=").context("no READY line")?.trim().to_string();
+    let mut tracer_child = None;
+    if let Some(tracer) = tracer {
+        let mut child = Command::new(tracer)
+            .args(["attach", "--pid", &pid, "--interval", "1s"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("start the tracer")?;
+        let mut err = BufReader::new(child.stderr.take().context("stderr")?).lines();
+        let first = err.next().context("tracer printed nothing")??;
+        if !first.contains("attached") {
+            bail!("tracer did not attach: {first}");
+        }
+        std::thread::spawn(move || for _ in err.by_ref() {});
+        tracer_child = Some(child);
+    }
+    let result = lines.find_map(|l| l.ok().filter(|l| l.starts_with("RESULT"))).context("no RESULT line")?;
+    target.wait()?;
+    if let Some(mut child) = tracer_child {
+        let status = child.wait_timeout_or_kill()?;
+        if !status {
+            bail!("tracer did not exit cleanly after the target ended");
+        }
+    }
+    let ops = result
+        .split_whitespace()
+        .find_map(|f| f.strip_prefix("ops_per_sec="))
+        .context("no ops_per_sec")?;
+    Ok(ops.parse()?)
+}
+
+trait WaitTimeout {
+    fn wait_timeout_or_kill(&mut self) -> Result<bool>;
+}
+
+impl WaitTimeout for std::process::Child {
+    /// The tracer exits by itself when the target does.
+    fn wait_timeout_or_kill(&mut self) -> Result<bool> {
+        for _ in 0..200 {
+            if let Some(status) = self.try_wait()? {
+                return Ok(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill()?;
+        Ok(false)
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let (Some(tracer), Some(pingpong)) = (args.get(1), args.get(2)) else {
+        bail!("usage: overhead TRACER_BIN PINGPONG_BIN [REPETITIONS] [SECONDS]");
+    };
+    let reps: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(3);
+    let seconds: u64 = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(3);
+    println!("| workload | untraced ops/s (median of {reps}) | traced ops/s (median of {reps}) | traced/untraced | runs (untraced / traced) |");
+    println!("|---|---|---|---|---|");
+    for (mode, what) in MODES {
+        let (mut alone, mut traced) = (Vec::new(), Vec::new());
+        for _ in 0..reps {
+            alone.push(run_once(pingpong, None, mode, seconds)?);
+            traced.push(run_once(pingpong, Some(tracer), mode, seconds)?);
+        }
+        let runs = format!(
+            "{} / {}",
+            alone.iter().map(|x| format!("{:.0}k", x / 1e3)).collect::<Vec<_>>().join(" "),
+            traced.iter().map(|x| format!("{:.0}k", x / 1e3)).collect::<Vec<_>>().join(" ")
+        );
+        let (a, t) = (median(&mut alone), median(&mut traced));
+        println!("| {mode}: {what} | {a:.0} | {t:.0} | {:.3} | {runs} |", t / a);
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! Command-line interface definitions (clap).
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+
+/// Follow every goroutine of a running Go program with eBPF uprobes: no
+/// restart, no code change, nothing injected into the target.
+#[derive(Debug, Parser)]
+#[command(name = "tracer", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Attach to a running Go process and follow its goroutines until Ctrl-C,
+    /// SIGTERM, --duration, or the target exiting. Needs root.
+    Attach(AttachArgs),
+    /// Show what tracer finds in a Go process or executable: Go version,
+    /// runtime offsets, probe addresses and placement. Needs no privileges
+    /// for a binary path; reading /proc/PID/exe of another user's process
+    /// needs root.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AttachArgs {
+    /// Process id of the Go program.
+    #[arg(long, short)]
+    pub pid: u32,
+    /// Print one JSON document per interval (live goroutines, creation sites,
+    /// totals) on stdout instead of the human summary.
+    #[arg(long)]
+    pub json: bool,
+    /// How often to print (e.g. 500ms, 1s, 2m).
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the target exits.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true).args(["pid", "binary"]))]
+pub struct InspectArgs {
+    /// Process id of a running Go program.
+    #[arg(long, short)]
+    pub pid: Option<u32>,
+    /// Path to a Go executable.
+    pub binary: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m)"))?;
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_and_zero_is_rejected() {
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn inspect_needs_a_pid_or_a_binary() {
+        assert!(Cli::try_parse_from(["tracer", "inspect"]).is_err());
+        assert!(Cli::try_parse_from(["tracer", "inspect", "--pid", "1"]).is_ok());
+        assert!(Cli::try_parse_from(["tracer", "inspect", "/bin/true"]).is_ok());
+    }
+}

@@ -1,0 +1,195 @@
+//! Decoded probe events: the typed view of [`tracer_ebpf::GoroutineEvent`].
+
+use tracer_ebpf::{EventKind, GoroutineEvent, FLAG_READ_FAILED, GOROUTINE_EVENT_SIZE};
+
+/// One goroutine state change with its kernel timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// CLOCK_MONOTONIC nanoseconds (`bpf_ktime_get_ns`).
+    pub ts_ns: u64,
+    /// Kernel thread that hit the probe.
+    pub tid: u32,
+    pub body: EventBody,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventBody {
+    Spawn {
+        goid: u64,
+        /// `g.parentGoid`; 0 when the runtime created it without a parent.
+        parent_goid: u64,
+        /// `g.gopc`: return address of the `go` statement's call.
+        gopc: u64,
+        /// `g.startpc`: the goroutine's function.
+        start_pc: u64,
+        g_addr: u64,
+        /// `g.atomicstatus` right after creation (runnable, or waiting for
+        /// goroutines created parked, e.g. `iter.Pull` coroutines).
+        status: u32,
+        /// `g.waitreason` when created parked.
+        wait_reason: u8,
+    },
+    Park {
+        goid: u64,
+        /// Version-specific `waitReason` code.
+        reason: u8,
+        /// `gopark`'s `lock` argument (`&hchan.lock` for channel operations).
+        lock: u64,
+        g_addr: u64,
+    },
+    Ready {
+        goid: u64,
+        /// The goroutine whose code made it runnable; `None` when the runtime
+        /// did it with no user goroutine on the thread (e.g. from a timer).
+        waker: Option<u64>,
+        g_addr: u64,
+    },
+    Exit {
+        goid: u64,
+        g_addr: u64,
+    },
+}
+
+impl EventBody {
+    pub fn goid(&self) -> u64 {
+        match *self {
+            EventBody::Spawn { goid, .. }
+            | EventBody::Park { goid, .. }
+            | EventBody::Ready { goid, .. }
+            | EventBody::Exit { goid, .. } => goid,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("event record of {0} bytes, expected {GOROUTINE_EVENT_SIZE}")]
+    BadSize(usize),
+    #[error("unknown event kind {0}")]
+    UnknownKind(u32),
+    #[error("probe could not read the goroutine id (g at {0:#x})")]
+    Unreadable(u64),
+}
+
+/// Decodes one ring-buffer record. Never panics: malformed records are
+/// reported as errors for the caller to count.
+pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
+    if bytes.len() != GOROUTINE_EVENT_SIZE {
+        return Err(DecodeError::BadSize(bytes.len()));
+    }
+    // SAFETY: the length was checked above, GoroutineEvent is repr(C) made of
+    // plain integers (any bit pattern is valid), and read_unaligned copes with
+    // the ring buffer's 8-byte (not necessarily struct) alignment.
+    let raw: GoroutineEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+    Ok(from_raw(&raw)?)
+}
+
+fn from_raw(raw: &GoroutineEvent) -> Result<Event, DecodeError> {
+    let kind = EventKind::from_u32(raw.header.kind).ok_or(DecodeError::UnknownKind(raw.header.kind))?;
+    if raw.flags & FLAG_READ_FAILED != 0 && raw.goid == 0 {
+        return Err(DecodeError::Unreadable(raw.g_addr));
+    }
+    let body = match kind {
+        EventKind::Spawn => EventBody::Spawn {
+            goid: raw.goid,
+            parent_goid: raw.other_goid,
+            gopc: raw.pc,
+            start_pc: raw.start_pc,
+            g_addr: raw.g_addr,
+            status: raw.code,
+            wait_reason: raw.arg as u8,
+        },
+        EventKind::Park => EventBody::Park {
+            goid: raw.goid,
+            reason: raw.code as u8,
+            lock: raw.arg,
+            g_addr: raw.g_addr,
+        },
+        EventKind::Ready => EventBody::Ready {
+            goid: raw.goid,
+            waker: (raw.other_goid != 0).then_some(raw.other_goid),
+            g_addr: raw.g_addr,
+        },
+        EventKind::Exit => EventBody::Exit { goid: raw.goid, g_addr: raw.g_addr },
+    };
+    Ok(Event { ts_ns: raw.header.ts_ns, tid: raw.header.tid, body })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracer_ebpf::EventHeader;
+
+    fn bytes(ev: &GoroutineEvent) -> Vec<u8> {
+        // SAFETY: GoroutineEvent is repr(C) plain data without padding.
+        unsafe {
+            std::slice::from_raw_parts((ev as *const GoroutineEvent).cast::<u8>(), GOROUTINE_EVENT_SIZE)
+        }
+        .to_vec()
+    }
+
+    #[test]
+    fn abi_layout_is_stable() {
+        assert_eq!(std::mem::size_of::<GoroutineEvent>(), 72);
+        assert_eq!(std::mem::offset_of!(GoroutineEvent, goid), 16);
+        assert_eq!(std::mem::offset_of!(GoroutineEvent, other_goid), 24);
+        assert_eq!(std::mem::offset_of!(GoroutineEvent, pc), 32);
+        assert_eq!(std::mem::offset_of!(GoroutineEvent, start_pc), 40);
+        assert_eq!(std::mem::offset_of!(GoroutineEvent, g_addr), 48);
+        assert_eq!(std::mem::offset_of!(GoroutineEvent, arg), 56);
+        assert_eq!(std::mem::offset_of!(GoroutineEvent, code), 64);
+        assert_eq!(std::mem::offset_of!(GoroutineEvent, flags), 68);
+    }
+
+    #[test]
+    fn decodes_each_kind() {
+        let mut raw = GoroutineEvent {
+            header: EventHeader { kind: EventKind::Spawn as u32, tid: 7, ts_ns: 100 },
+            goid: 42,
+            other_goid: 1,
+            pc: 0x4a0000,
+            start_pc: 0x4b0000,
+            g_addr: 0xc000001000,
+            arg: 0,
+            code: 1,
+            flags: 0,
+        };
+        let ev = decode_event(&bytes(&raw)).unwrap();
+        assert_eq!(ev.ts_ns, 100);
+        assert_eq!(ev.tid, 7);
+        assert!(matches!(ev.body, EventBody::Spawn { goid: 42, parent_goid: 1, gopc: 0x4a0000, status: 1, .. }));
+
+        raw.header.kind = EventKind::Park as u32;
+        raw.code = 14;
+        raw.arg = 0xc000002000;
+        let ev = decode_event(&bytes(&raw)).unwrap();
+        assert_eq!(ev.body, EventBody::Park { goid: 42, reason: 14, lock: 0xc000002000, g_addr: 0xc000001000 });
+
+        raw.header.kind = EventKind::Ready as u32;
+        raw.other_goid = 0;
+        let ev = decode_event(&bytes(&raw)).unwrap();
+        assert_eq!(ev.body, EventBody::Ready { goid: 42, waker: None, g_addr: 0xc000001000 });
+
+        raw.header.kind = EventKind::Exit as u32;
+        let ev = decode_event(&bytes(&raw)).unwrap();
+        assert_eq!(ev.body, EventBody::Exit { goid: 42, g_addr: 0xc000001000 });
+    }
+
+    #[test]
+    fn malformed_records_are_errors_not_panics() {
+        assert_eq!(decode_event(&[0u8; 10]), Err(DecodeError::BadSize(10)));
+        assert_eq!(decode_event(&[]), Err(DecodeError::BadSize(0)));
+        let raw = GoroutineEvent {
+            header: EventHeader { kind: 99, ..Default::default() },
+            ..Default::default()
+        };
+        assert_eq!(decode_event(&bytes(&raw)), Err(DecodeError::UnknownKind(99)));
+        let raw = GoroutineEvent {
+            header: EventHeader { kind: EventKind::Park as u32, ..Default::default() },
+            g_addr: 0x10,
+            flags: FLAG_READ_FAILED,
+            ..Default::default()
+        };
+        assert_eq!(decode_event(&bytes(&raw)), Err(DecodeError::Unreadable(0x10)));
+    }
+}

@@ -1,0 +1,495 @@
+//! The goroutine table: every goroutine the probes have shown, its state and
+//! where it came from, plus running totals.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use serde::Serialize;
+
+use super::event::{Event, EventBody};
+
+/// What the tracer knows a goroutine is doing.
+///
+/// `Running` is only set when the goroutine is seen acting (it spawned or woke
+/// another goroutine); the scheduler's run transition (`execute`) is too hot
+/// to probe, so a goroutine that was made runnable and has not acted since is
+/// reported `Runnable` even while it runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GoroutineState {
+    Runnable,
+    Running,
+    Waiting,
+}
+
+/// How the tracer learned about a goroutine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Its creation was traced: creation site, parent and start time known.
+    Traced,
+    /// It existed before attach and was first seen parking, waking or exiting:
+    /// creation site, parent and start time unknown.
+    PreAttach,
+}
+
+/// The Go runtime's `g.atomicstatus` values (stable across Go 1.21–1.27).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoStatus {
+    Idle,
+    Runnable,
+    Running,
+    Syscall,
+    Waiting,
+    Dead,
+    CopyStack,
+    Preempted,
+    /// `_Gleaked` (Go 1.26+ with the goroutineleak profile).
+    Leaked,
+    Other(u32),
+}
+
+impl GoStatus {
+    /// Decodes a status, ignoring the `_Gscan` bit (0x1000).
+    pub fn from_raw(raw: u32) -> Self {
+        match raw & !0x1000 {
+            0 => Self::Idle,
+            1 => Self::Runnable,
+            2 => Self::Running,
+            3 => Self::Syscall,
+            4 => Self::Waiting,
+            6 => Self::Dead,
+            8 => Self::CopyStack,
+            9 => Self::Preempted,
+            10 => Self::Leaked,
+            other => Self::Other(other),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Goroutine {
+    pub goid: u64,
+    /// `None` when created before attach (or by the runtime with no parent).
+    pub parent_goid: Option<u64>,
+    /// Creation PC (`g.gopc`), known for traced goroutines.
+    pub gopc: Option<u64>,
+    pub start_pc: Option<u64>,
+    /// Address of the `runtime.g` (reused by the runtime for later goroutines).
+    pub g_addr: u64,
+    pub state: GoroutineState,
+    /// Version-specific `waitReason` code while waiting.
+    pub wait_reason: Option<u8>,
+    /// Address passed as `gopark`'s lock (the channel for chan operations).
+    pub wait_object: Option<u64>,
+    pub created_at_ns: Option<u64>,
+    /// First seen (equals `created_at_ns` for traced goroutines).
+    pub first_seen_ns: u64,
+    pub parked_since_ns: Option<u64>,
+    pub wake_count: u64,
+    pub last_waker: Option<u64>,
+    pub origin: Origin,
+}
+
+/// Spawn/exit counts of one creation site (one `go` statement).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SiteStats {
+    pub spawned: u64,
+    pub exited: u64,
+    pub live: u64,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Goroutines currently in the table.
+    pub live: u64,
+    /// Spawns traced since attach.
+    pub spawned: u64,
+    /// Exits traced since attach (of traced and pre-attach goroutines).
+    pub exited: u64,
+    /// Goroutines first seen by a park, wake or exit (they predate attach).
+    pub pre_attach_seen: u64,
+    /// Of `exited`, those whose creation was not traced.
+    pub pre_attach_exited: u64,
+    pub parks: u64,
+    pub wakes: u64,
+    /// Events the kernel could not deliver (ring buffer full), as reported by
+    /// the probes' counters.
+    pub lost_events: u64,
+    /// Records that could not be decoded or applied.
+    pub malformed_events: u64,
+    /// Entry events repeated by a probe firing twice for one call.
+    pub duplicate_events: u64,
+}
+
+/// How many exited goids are remembered to recognise a repeated exit event.
+const RECENT_EXITS: usize = 4096;
+
+#[derive(Debug, Default)]
+pub struct GoroutineTable {
+    goroutines: HashMap<u64, Goroutine>,
+    sites: HashMap<u64, SiteStats>,
+    totals: Totals,
+    recent_exits: HashSet<u64>,
+    recent_exit_order: VecDeque<u64>,
+    /// Latest event timestamp seen.
+    last_ts_ns: u64,
+}
+
+impl GoroutineTable {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn get(&self, goid: u64) -> Option<&Goroutine> {
+        self.goroutines.get(&goid)
+    }
+
+    /// Live goroutines in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &Goroutine> {
+        self.goroutines.values()
+    }
+
+    /// Per creation PC (`gopc`) counts for traced goroutines.
+    pub fn sites(&self) -> impl Iterator<Item = (u64, &SiteStats)> {
+        self.sites.iter().map(|(pc, s)| (*pc, s))
+    }
+
+    pub fn totals(&self) -> Totals {
+        Totals { live: self.goroutines.len() as u64, ..self.totals }
+    }
+
+    /// Timestamp of the newest event applied.
+    pub fn last_event_ns(&self) -> u64 {
+        self.last_ts_ns
+    }
+
+    /// Records events lost before reaching userspace. `total` is the probes'
+    /// cumulative count, so calling this repeatedly is safe.
+    pub fn set_lost_events(&mut self, total: u64) {
+        self.totals.lost_events = self.totals.lost_events.max(total);
+    }
+
+    /// Counts a record that could not be decoded.
+    pub fn record_malformed(&mut self) {
+        self.totals.malformed_events += 1;
+    }
+
+    /// Applies one event. This is the only place a goroutine's state changes.
+    pub fn apply(&mut self, ev: &Event) {
+        self.last_ts_ns = self.last_ts_ns.max(ev.ts_ns);
+        if ev.body.goid() == 0 {
+            // goid 0 is g0 (a system goroutine); the probes never report it
+            // for a real goroutine, so this is a torn read.
+            self.totals.malformed_events += 1;
+            return;
+        }
+        match ev.body {
+            EventBody::Spawn { goid, parent_goid, gopc, start_pc, g_addr, status, wait_reason } => {
+                self.spawn(ev.ts_ns, goid, parent_goid, gopc, start_pc, g_addr, status, wait_reason)
+            }
+            EventBody::Park { goid, reason, lock, g_addr } => {
+                self.totals.parks += 1;
+                let g = self.get_or_pre_attach(goid, g_addr, ev.ts_ns);
+                if g.state == GoroutineState::Waiting
+                    && g.wait_reason == Some(reason)
+                    && g.wait_object == Some(lock)
+                {
+                    // A split-stack entry probe fired again on the morestack
+                    // path: same park, keep the first timestamp.
+                    self.totals.parks -= 1;
+                    self.totals.duplicate_events += 1;
+                    return;
+                }
+                g.state = GoroutineState::Waiting;
+                g.wait_reason = Some(reason);
+                g.wait_object = Some(lock);
+                g.parked_since_ns = Some(ev.ts_ns);
+            }
+            EventBody::Ready { goid, waker, g_addr } => {
+                self.totals.wakes += 1;
+                let g = self.get_or_pre_attach(goid, g_addr, ev.ts_ns);
+                g.state = GoroutineState::Runnable;
+                g.wait_reason = None;
+                g.wait_object = None;
+                g.parked_since_ns = None;
+                g.wake_count += 1;
+                g.last_waker = waker;
+                if let Some(w) = waker {
+                    self.mark_running(w);
+                }
+            }
+            EventBody::Exit { goid, .. } => self.exit(goid),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spawn(
+        &mut self,
+        ts_ns: u64,
+        goid: u64,
+        parent_goid: u64,
+        gopc: u64,
+        start_pc: u64,
+        g_addr: u64,
+        status: u32,
+        wait_reason: u8,
+    ) {
+        if let Some(existing) = self.goroutines.get(&goid) {
+            if existing.origin == Origin::Traced {
+                self.totals.duplicate_events += 1;
+                return;
+            }
+        }
+        self.totals.spawned += 1;
+        let site = self.sites.entry(gopc).or_default();
+        site.spawned += 1;
+        site.live += 1;
+        let waiting = GoStatus::from_raw(status) == GoStatus::Waiting;
+        // A goroutine can only be seen before its spawn event if events were
+        // reordered across CPUs; keep what it did, fill in its creation.
+        let previous = self.goroutines.remove(&goid);
+        let mut g = Goroutine {
+            goid,
+            parent_goid: (parent_goid != 0).then_some(parent_goid),
+            gopc: Some(gopc),
+            start_pc: Some(start_pc),
+            g_addr,
+            state: if waiting { GoroutineState::Waiting } else { GoroutineState::Runnable },
+            wait_reason: waiting.then_some(wait_reason),
+            wait_object: None,
+            created_at_ns: Some(ts_ns),
+            first_seen_ns: ts_ns,
+            parked_since_ns: waiting.then_some(ts_ns),
+            wake_count: 0,
+            last_waker: None,
+            origin: Origin::Traced,
+        };
+        if let Some(prev) = previous {
+            self.totals.pre_attach_seen -= 1;
+            g.state = prev.state;
+            g.wait_reason = prev.wait_reason;
+            g.wait_object = prev.wait_object;
+            g.parked_since_ns = prev.parked_since_ns;
+            g.wake_count = prev.wake_count;
+            g.last_waker = prev.last_waker;
+        }
+        self.goroutines.insert(goid, g);
+        if parent_goid != 0 {
+            self.mark_running(parent_goid);
+        }
+    }
+
+    fn exit(&mut self, goid: u64) {
+        match self.goroutines.remove(&goid) {
+            Some(g) => {
+                self.totals.exited += 1;
+                match g.gopc {
+                    Some(pc) if g.origin == Origin::Traced => {
+                        if let Some(site) = self.sites.get_mut(&pc) {
+                            site.exited += 1;
+                            site.live = site.live.saturating_sub(1);
+                        }
+                    }
+                    _ => self.totals.pre_attach_exited += 1,
+                }
+            }
+            None if self.recent_exits.contains(&goid) => {
+                self.totals.duplicate_events += 1;
+                return;
+            }
+            None => {
+                // Created before attach and never seen since: still an exit.
+                self.totals.exited += 1;
+                self.totals.pre_attach_exited += 1;
+            }
+        }
+        self.remember_exit(goid);
+    }
+
+    fn remember_exit(&mut self, goid: u64) {
+        if self.recent_exits.insert(goid) {
+            self.recent_exit_order.push_back(goid);
+            if self.recent_exit_order.len() > RECENT_EXITS {
+                if let Some(old) = self.recent_exit_order.pop_front() {
+                    self.recent_exits.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn mark_running(&mut self, goid: u64) {
+        if let Some(g) = self.goroutines.get_mut(&goid) {
+            g.state = GoroutineState::Running;
+            g.wait_reason = None;
+            g.wait_object = None;
+            g.parked_since_ns = None;
+        }
+    }
+
+    fn get_or_pre_attach(&mut self, goid: u64, g_addr: u64, ts_ns: u64) -> &mut Goroutine {
+        let totals = &mut self.totals;
+        self.goroutines.entry(goid).or_insert_with(|| {
+            totals.pre_attach_seen += 1;
+            Goroutine {
+                goid,
+                parent_goid: None,
+                gopc: None,
+                start_pc: None,
+                g_addr,
+                state: GoroutineState::Running,
+                wait_reason: None,
+                wait_object: None,
+                created_at_ns: None,
+                first_seen_ns: ts_ns,
+                parked_since_ns: None,
+                wake_count: 0,
+                last_waker: None,
+                origin: Origin::PreAttach,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const G: u64 = 0xc000_0010_00;
+
+    fn ev(ts_ns: u64, body: EventBody) -> Event {
+        Event { ts_ns, tid: 1, body }
+    }
+    fn spawn(ts: u64, goid: u64, parent: u64, gopc: u64) -> Event {
+        ev(ts, EventBody::Spawn { goid, parent_goid: parent, gopc, start_pc: 0x5000, g_addr: G, status: 1, wait_reason: 0 })
+    }
+    fn park(ts: u64, goid: u64, reason: u8) -> Event {
+        ev(ts, EventBody::Park { goid, reason, lock: 0xc0000a0000, g_addr: G })
+    }
+    fn ready(ts: u64, goid: u64, waker: Option<u64>) -> Event {
+        ev(ts, EventBody::Ready { goid, waker, g_addr: G })
+    }
+    fn exit(ts: u64, goid: u64) -> Event {
+        ev(ts, EventBody::Exit { goid, g_addr: G })
+    }
+
+    fn table(events: &[Event]) -> GoroutineTable {
+        let mut t = GoroutineTable::new();
+        for e in events {
+            t.apply(e);
+        }
+        t
+    }
+
+    #[test]
+    fn spawn_creates_a_runnable_traced_goroutine_and_marks_the_parent_running() {
+        let t = table(&[park(5, 1, 7), spawn(10, 2, 1, 0x4000)]);
+        let g = t.get(2).unwrap();
+        assert_eq!(g.state, GoroutineState::Runnable);
+        assert_eq!(g.origin, Origin::Traced);
+        assert_eq!(g.parent_goid, Some(1));
+        assert_eq!(g.gopc, Some(0x4000));
+        assert_eq!(g.created_at_ns, Some(10));
+        assert_eq!(t.get(1).unwrap().state, GoroutineState::Running);
+        assert_eq!(t.totals().spawned, 1);
+        let sites: Vec<_> = t.sites().collect();
+        assert_eq!(sites, vec![(0x4000, &SiteStats { spawned: 1, exited: 0, live: 1 })]);
+    }
+
+    #[test]
+    fn park_then_ready_then_exit_is_the_full_lifecycle() {
+        let mut t = table(&[spawn(10, 2, 1, 0x4000), park(20, 2, 7)]);
+        let g = t.get(2).unwrap();
+        assert_eq!((g.state, g.wait_reason, g.parked_since_ns), (GoroutineState::Waiting, Some(7), Some(20)));
+        assert_eq!(g.wait_object, Some(0xc0000a0000));
+
+        t.apply(&ready(30, 2, Some(1)));
+        let g = t.get(2).unwrap();
+        assert_eq!((g.state, g.wait_reason, g.parked_since_ns), (GoroutineState::Runnable, None, None));
+        assert_eq!((g.wake_count, g.last_waker), (1, Some(1)));
+
+        t.apply(&exit(40, 2));
+        assert!(t.get(2).is_none());
+        let totals = t.totals();
+        assert_eq!((totals.live, totals.spawned, totals.exited, totals.parks, totals.wakes), (0, 1, 1, 1, 1));
+        assert_eq!(t.sites().next().unwrap().1, &SiteStats { spawned: 1, exited: 1, live: 0 });
+    }
+
+    #[test]
+    fn a_waker_is_marked_running() {
+        let t = table(&[spawn(1, 2, 1, 0x4000), spawn(2, 3, 1, 0x4000), park(3, 2, 7), park(4, 3, 7), ready(5, 3, None), ready(6, 2, Some(3))]);
+        assert_eq!(t.get(3).unwrap().state, GoroutineState::Running);
+        assert_eq!(t.get(2).unwrap().state, GoroutineState::Runnable);
+    }
+
+    #[test]
+    fn goroutines_created_before_attach_are_kept_not_dropped() {
+        let t = table(&[park(10, 7, 3), ready(20, 8, Some(7)), exit(30, 9)]);
+        let parked = t.get(7).unwrap();
+        assert_eq!(parked.origin, Origin::PreAttach);
+        assert_eq!((parked.gopc, parked.created_at_ns, parked.first_seen_ns), (None, None, 10));
+        assert_eq!(parked.state, GoroutineState::Running, "it woke goroutine 8 after parking");
+        let woken = t.get(8).unwrap();
+        assert_eq!((woken.origin, woken.state, woken.wake_count), (Origin::PreAttach, GoroutineState::Runnable, 1));
+        let totals = t.totals();
+        assert_eq!(totals.live, 2);
+        assert_eq!(totals.pre_attach_seen, 2);
+        assert_eq!((totals.exited, totals.pre_attach_exited), (1, 1), "exit of an unseen goroutine is counted");
+    }
+
+    #[test]
+    fn exit_of_a_pre_attach_goroutine_seen_earlier_counts_once() {
+        let t = table(&[park(10, 7, 3), exit(20, 7)]);
+        let totals = t.totals();
+        assert_eq!((totals.live, totals.exited, totals.pre_attach_exited, totals.spawned), (0, 1, 1, 0));
+        assert_eq!(t.sites().count(), 0);
+    }
+
+    #[test]
+    fn repeated_entry_events_are_idempotent() {
+        let t = table(&[spawn(1, 2, 1, 0x4000), spawn(1, 2, 1, 0x4000), park(2, 2, 7), park(3, 2, 7), exit(4, 5), exit(4, 5)]);
+        let g = t.get(2).unwrap();
+        assert_eq!(g.parked_since_ns, Some(2), "second park of the same wait keeps the first timestamp");
+        let totals = t.totals();
+        assert_eq!((totals.spawned, totals.parks, totals.exited), (1, 1, 1));
+        assert_eq!(totals.duplicate_events, 3);
+    }
+
+    #[test]
+    fn spawned_parked_goroutines_start_waiting() {
+        let t = table(&[ev(1, EventBody::Spawn { goid: 4, parent_goid: 1, gopc: 0x10, start_pc: 0x20, g_addr: G, status: 4, wait_reason: 9 })]);
+        let g = t.get(4).unwrap();
+        assert_eq!((g.state, g.wait_reason, g.parked_since_ns), (GoroutineState::Waiting, Some(9), Some(1)));
+    }
+
+    #[test]
+    fn spawn_after_an_out_of_order_park_merges() {
+        let t = table(&[park(11, 2, 7), spawn(10, 2, 1, 0x4000)]);
+        let g = t.get(2).unwrap();
+        assert_eq!((g.origin, g.state, g.wait_reason), (Origin::Traced, GoroutineState::Waiting, Some(7)));
+        assert_eq!(t.totals().pre_attach_seen, 0);
+        assert_eq!(t.totals().live, 1);
+    }
+
+    #[test]
+    fn goid_zero_is_counted_as_malformed() {
+        let t = table(&[park(1, 0, 3)]);
+        assert_eq!(t.totals().malformed_events, 1);
+        assert_eq!(t.totals().live, 0);
+    }
+
+    #[test]
+    fn lost_events_are_cumulative_from_the_probes() {
+        let mut t = GoroutineTable::new();
+        t.set_lost_events(5);
+        t.set_lost_events(3);
+        assert_eq!(t.totals().lost_events, 5);
+    }
+
+    #[test]
+    fn per_site_counts_follow_spawns_and_exits() {
+        let t = table(&[spawn(1, 2, 1, 0xa), spawn(2, 3, 1, 0xa), spawn(3, 4, 1, 0xb), exit(4, 2), exit(5, 4)]);
+        let mut sites: Vec<_> = t.sites().map(|(pc, s)| (pc, *s)).collect();
+        sites.sort_by_key(|(pc, _)| *pc);
+        assert_eq!(sites, vec![(0xa, SiteStats { spawned: 2, exited: 1, live: 1 }), (0xb, SiteStats { spawned: 1, exited: 1, live: 0 })]);
+    }
+}

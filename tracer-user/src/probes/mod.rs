@@ -1,0 +1,237 @@
+//! Kernel side, userspace half: loads the embedded eBPF object, hands it the
+//! target's runtime offsets, attaches the uprobes to the target process only,
+//! and exposes the event ring buffer and the probes' counters.
+//!
+//! Detaching is dropping: [`ProbeSession::detach`] (or drop) closes every link
+//! and program fd, and the kernel removes the uprobes. The same happens if the
+//! tracer is killed, so no probe can outlive the tracer process.
+
+use std::num::NonZeroU32;
+
+use aya::{
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{uprobe::UProbeScope, ProgramError, UProbe},
+    Ebpf, EbpfLoader,
+};
+use serde::Serialize;
+use tracer_ebpf::{counter, program, ProbeConfig, COUNTERS_MAP, EVENTS_MAP, PROBE_CONFIG_GLOBAL};
+
+use crate::target::{Placement, ProbePoint, Target};
+
+/// The probes object built by `build.rs` (empty when built with AYA_BUILD_SKIP).
+static PROBES_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-probes"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error(
+        "this tracer binary was built without its eBPF probes (AYA_BUILD_SKIP); \
+         build it with `cargo xtask build`"
+    )]
+    ProbesNotBuilt,
+    #[error(
+        "missing privileges to load eBPF programs: run as root (sudo), or grant \
+         CAP_BPF, CAP_PERFMON and CAP_SYS_PTRACE"
+    )]
+    MissingPrivileges,
+    #[error("process {pid} exited while the probes were being attached")]
+    TargetExited { pid: u32 },
+    #[error("loading the eBPF probes into the kernel failed")]
+    Load(#[source] aya::EbpfError),
+    #[error("eBPF program {name} is missing from the probes object")]
+    MissingProgram { name: &'static str },
+    #[error("eBPF map {name} is missing from the probes object")]
+    MissingMap { name: &'static str },
+    #[error("eBPF program {name} could not be loaded (verifier)")]
+    Verify {
+        name: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("attaching {name} to {function} at file offset {offset:#x} failed")]
+    Attach {
+        name: &'static str,
+        function: String,
+        offset: u64,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("eBPF map {name} has an unexpected type")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+}
+
+/// Where one program was attached, for `inspect` and the attach banner.
+#[derive(Clone, Debug, Serialize)]
+pub struct AttachedProbe {
+    pub program: &'static str,
+    pub function: String,
+    pub vaddr: u64,
+    pub file_offset: u64,
+    pub placement: Placement,
+}
+
+/// Cumulative counters kept by the probes (summed over CPUs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ProbeCounters {
+    pub spawn_hits: u64,
+    pub park_hits: u64,
+    pub ready_hits: u64,
+    pub exit_hits: u64,
+    /// Events dropped in the kernel because the ring buffer was full.
+    pub ringbuf_full: u64,
+    /// Events submitted with a field the probe could not read.
+    pub read_failed: u64,
+}
+
+impl ProbeCounters {
+    pub fn total_hits(&self) -> u64 {
+        self.spawn_hits + self.park_hits + self.ready_hits + self.exit_hits
+    }
+}
+
+/// Loaded and attached probes for one target process.
+pub struct ProbeSession {
+    ebpf: Option<Ebpf>,
+    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    counters: PerCpuArray<MapData, u64>,
+    attached: Vec<AttachedProbe>,
+}
+
+/// The probe configuration for a target: its pid and `runtime.g` offsets.
+pub fn probe_config(target: &Target, pid: u32) -> ProbeConfig {
+    let o = &target.offsets;
+    ProbeConfig {
+        target_tgid: pid,
+        _pad: 0,
+        g_goid: o.g_goid,
+        g_parent_goid: o.g_parent_goid,
+        g_gopc: o.g_gopc,
+        g_startpc: o.g_startpc,
+        g_atomicstatus: o.g_atomicstatus,
+        g_waitreason: o.g_waitreason,
+        g_m: o.g_m,
+        m_curg: o.m_curg,
+    }
+}
+
+/// True when the effective capabilities allow loading uprobe programs.
+pub fn has_privileges() -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return false };
+    let Some(cap_eff) = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    else {
+        return false;
+    };
+    let has = |cap: u32| cap_eff & (1u64 << cap) != 0;
+    has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))
+}
+
+impl ProbeSession {
+    /// Loads the probes and attaches them to `pid`'s executable, scoped to
+    /// that process. Returns the session and its event ring buffer.
+    pub fn attach(target: &Target, pid: u32) -> Result<(Self, RingBuf<MapData>), ProbeError> {
+        if PROBES_OBJECT.is_empty() {
+            return Err(ProbeError::ProbesNotBuilt);
+        }
+        if !has_privileges() {
+            return Err(ProbeError::MissingPrivileges);
+        }
+        let pid_nz = NonZeroU32::new(pid).ok_or(ProbeError::TargetExited { pid })?;
+        let config = probe_config(target, pid);
+        let mut ebpf = EbpfLoader::new()
+            .override_global(PROBE_CONFIG_GLOBAL, &config, true)
+            .load(PROBES_OBJECT)
+            .map_err(|e| match &e {
+                aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
+                    if io_error.raw_os_error() == Some(libc::EPERM) =>
+                {
+                    ProbeError::MissingPrivileges
+                }
+                _ => ProbeError::Load(e),
+            })?;
+        // The probes only log on their first unreadable field; forward that
+        // to the `log` crate. The logger must live as long as the programs,
+        // which reference its map.
+        let logger = aya_log::EbpfLogger::init(&mut ebpf).ok();
+
+        let plan = &target.probes;
+        let mut attached = Vec::new();
+        let spawn: Vec<&ProbePoint> = plan.spawn.iter().collect();
+        for (name, points) in [
+            (program::SPAWN, spawn),
+            (program::PARK, vec![&plan.park]),
+            (program::READY, vec![&plan.ready]),
+            (program::EXIT, vec![&plan.exit]),
+        ] {
+            let prog: &mut UProbe = ebpf
+                .program_mut(name)
+                .ok_or(ProbeError::MissingProgram { name })?
+                .try_into()
+                .map_err(|source| ProbeError::Verify { name, source })?;
+            prog.load().map_err(|source| ProbeError::Verify { name, source })?;
+            for point in points {
+                prog.attach(point.file_offset, &target.attach_path, UProbeScope::OneProcess(pid_nz))
+                    .map_err(|source| {
+                        if !crate::target::process_is_alive(pid) {
+                            return ProbeError::TargetExited { pid };
+                        }
+                        ProbeError::Attach { name, function: point.function.clone(), offset: point.file_offset, source }
+                    })?;
+                attached.push(AttachedProbe {
+                    program: name,
+                    function: point.function.clone(),
+                    vaddr: point.vaddr,
+                    file_offset: point.file_offset,
+                    placement: point.placement,
+                });
+            }
+        }
+        let events = ebpf.take_map(EVENTS_MAP).ok_or(ProbeError::MissingMap { name: EVENTS_MAP })?;
+        let events = RingBuf::try_from(events).map_err(|source| ProbeError::Map { name: EVENTS_MAP, source })?;
+        let counters = ebpf.take_map(COUNTERS_MAP).ok_or(ProbeError::MissingMap { name: COUNTERS_MAP })?;
+        let counters =
+            PerCpuArray::try_from(counters).map_err(|source| ProbeError::Map { name: COUNTERS_MAP, source })?;
+        Ok((Self { ebpf: Some(ebpf), logger, counters, attached }, events))
+    }
+
+    pub fn attached(&self) -> &[AttachedProbe] {
+        &self.attached
+    }
+
+    /// Reads the probes' cumulative counters, summed over CPUs.
+    pub fn counters(&self) -> ProbeCounters {
+        let read = |index: u32| -> u64 {
+            self.counters.get(&index, 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(0)
+        };
+        ProbeCounters {
+            spawn_hits: read(counter::SPAWN_HITS),
+            park_hits: read(counter::PARK_HITS),
+            ready_hits: read(counter::READY_HITS),
+            exit_hits: read(counter::EXIT_HITS),
+            ringbuf_full: read(counter::RINGBUF_FULL),
+            read_failed: read(counter::READ_FAILED),
+        }
+    }
+
+    /// Forwards pending probe log records to the `log` crate.
+    pub fn flush_logs(&mut self) {
+        if let Some(logger) = &mut self.logger {
+            logger.flush();
+        }
+    }
+
+    /// Removes every uprobe from the target. The ring buffer and counters stay
+    /// readable so what was already captured can still be drained.
+    pub fn detach(&mut self) {
+        self.ebpf = None;
+        self.logger = None;
+    }
+}

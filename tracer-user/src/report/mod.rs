@@ -1,0 +1,247 @@
+//! Views of the model for people and programs: the JSON documents of
+//! `tracer attach --json` and the compact human summary.
+//!
+//! The model keeps raw PCs and wait-reason codes; this is where they become
+//! `file:line` and Go's own wait-reason strings, using the target's symbols.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::model::{Goroutine, GoroutineState, GoroutineTable, Origin, SiteStats, Totals};
+use crate::probes::ProbeCounters;
+use crate::target::Target;
+
+/// A source location of the target program.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceLocation {
+    /// Runtime address, hex.
+    pub pc: String,
+    pub function: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GoroutineReport {
+    pub goid: u64,
+    pub parent_goid: Option<u64>,
+    pub state: GoroutineState,
+    /// Go's own text for the wait reason ("chan receive", "select", …).
+    pub wait_reason: Option<String>,
+    pub wait_reason_code: Option<u8>,
+    /// The `go` statement that created it (unknown for pre-attach goroutines).
+    pub creation_site: Option<SourceLocation>,
+    /// The goroutine's function.
+    pub start_function: Option<String>,
+    pub created_at_ns: Option<u64>,
+    pub first_seen_ns: u64,
+    pub parked_since_ns: Option<u64>,
+    /// Seconds spent in the current wait, at the document's `now_ns`.
+    pub waiting_s: Option<f64>,
+    pub wake_count: u64,
+    pub last_waker: Option<u64>,
+    pub origin: Origin,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SiteReport {
+    pub site: SourceLocation,
+    #[serde(flatten)]
+    pub stats: SiteStats,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Snapshot {
+    pub pid: u32,
+    pub go_version: String,
+    pub binary: String,
+    /// CLOCK_MONOTONIC time of this document, comparable with event times.
+    pub now_ns: u64,
+    pub elapsed_s: f64,
+    pub totals: Totals,
+    pub probes: ProbeCounters,
+    /// Live goroutines per wait reason ("running"/"runnable" for the others).
+    pub by_state: BTreeMap<String, u64>,
+    /// Creation sites, most live goroutines first.
+    pub sites: Vec<SiteReport>,
+    /// Live goroutines, ordered by goid.
+    pub goroutines: Vec<GoroutineReport>,
+    /// Set on the last document of a session: why tracing stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+}
+
+pub struct SnapshotContext<'a> {
+    pub target: &'a Target,
+    pub pid: u32,
+    pub attached_at_ns: u64,
+    pub now_ns: u64,
+    pub probes: ProbeCounters,
+}
+
+impl SnapshotContext<'_> {
+    fn location(&self, runtime_pc: u64, creation: bool) -> Option<SourceLocation> {
+        let pc = runtime_pc.checked_sub(self.target.load_bias)?;
+        let sym = &self.target.symbolizer;
+        let frame = if creation { sym.creation_site(pc) } else { sym.frames(pc).into_iter().next() };
+        let frame = frame?;
+        Some(SourceLocation { pc: format!("{runtime_pc:#x}"), function: frame.function, file: frame.file, line: frame.line })
+    }
+
+    fn wait_reason(&self, code: u8) -> String {
+        match self.target.wait_reasons.name(code) {
+            Some(name) if !name.is_empty() => name.to_string(),
+            _ => format!("wait reason {code}"),
+        }
+    }
+
+    fn state_label(&self, g: &Goroutine) -> String {
+        match (g.state, g.wait_reason) {
+            (GoroutineState::Waiting, Some(code)) => self.wait_reason(code),
+            (GoroutineState::Waiting, None) => "waiting".into(),
+            (GoroutineState::Runnable, _) => "runnable".into(),
+            (GoroutineState::Running, _) => "running".into(),
+        }
+    }
+
+    pub fn snapshot(&self, table: &GoroutineTable) -> Snapshot {
+        let mut goroutines: Vec<&Goroutine> = table.iter().collect();
+        goroutines.sort_by_key(|g| g.goid);
+        let mut by_state = BTreeMap::new();
+        for g in &goroutines {
+            *by_state.entry(self.state_label(g)).or_insert(0) += 1;
+        }
+        let mut sites: Vec<(u64, SiteStats)> = table.sites().map(|(pc, s)| (pc, *s)).collect();
+        sites.sort_by(|a, b| b.1.live.cmp(&a.1.live).then(b.1.spawned.cmp(&a.1.spawned)).then(a.0.cmp(&b.0)));
+        let sites = sites
+            .into_iter()
+            .map(|(pc, stats)| SiteReport {
+                site: self.location(pc, true).unwrap_or_else(|| unknown(pc)),
+                stats,
+            })
+            .collect();
+        let goroutines = goroutines
+            .into_iter()
+            .map(|g| GoroutineReport {
+                goid: g.goid,
+                parent_goid: g.parent_goid,
+                state: g.state,
+                wait_reason: g.wait_reason.map(|c| self.wait_reason(c)),
+                wait_reason_code: g.wait_reason,
+                creation_site: g.gopc.map(|pc| self.location(pc, true).unwrap_or_else(|| unknown(pc))),
+                start_function: g.start_pc.and_then(|pc| {
+                    self.target.symbolizer.function_name(pc.checked_sub(self.target.load_bias)?)
+                }),
+                created_at_ns: g.created_at_ns,
+                first_seen_ns: g.first_seen_ns,
+                parked_since_ns: g.parked_since_ns,
+                waiting_s: g.parked_since_ns.map(|t| seconds(self.now_ns.saturating_sub(t))),
+                wake_count: g.wake_count,
+                last_waker: g.last_waker,
+                origin: g.origin,
+            })
+            .collect();
+        Snapshot {
+            pid: self.pid,
+            go_version: self.target.go_version.raw.clone(),
+            binary: self.target.display_path.clone(),
+            now_ns: self.now_ns,
+            elapsed_s: seconds(self.now_ns.saturating_sub(self.attached_at_ns)),
+            totals: table.totals(),
+            probes: self.probes,
+            by_state,
+            sites,
+            goroutines,
+            ended: None,
+        }
+    }
+}
+
+fn unknown(pc: u64) -> SourceLocation {
+    SourceLocation { pc: format!("{pc:#x}"), function: "?".into(), file: None, line: None }
+}
+
+fn seconds(ns: u64) -> f64 {
+    (ns as f64 / 1e9 * 1000.0).round() / 1000.0
+}
+
+impl SourceLocation {
+    /// `file:line` (base name of the file) or the function when unknown.
+    pub fn short(&self) -> String {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => {
+                let base = file.rsplit('/').next().unwrap_or(file);
+                format!("{base}:{line}")
+            }
+            _ => self.function.clone(),
+        }
+    }
+}
+
+/// The compact human summary printed once per interval without `--json`.
+pub fn human_line(s: &Snapshot, previous: Option<&Totals>) -> String {
+    let t = &s.totals;
+    let (dspawn, dexit) = previous.map_or((t.spawned, t.exited), |p| (t.spawned - p.spawned.min(t.spawned), t.exited - p.exited.min(t.exited)));
+    let mut states: Vec<(&String, &u64)> = s.by_state.iter().collect();
+    states.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let states: Vec<String> = states.iter().take(4).map(|(k, v)| format!("{k} {v}")).collect();
+    let mut line = format!(
+        "[{:>7.1}s] live {} (+{} -{})  {}",
+        s.elapsed_s,
+        t.live,
+        dspawn,
+        dexit,
+        states.join(", ")
+    );
+    if let Some(top) = s.sites.iter().find(|site| site.stats.live > 0) {
+        line.push_str(&format!("  | top site {} live {}", top.site.short(), top.stats.live));
+    }
+    if t.lost_events > 0 {
+        line.push_str(&format!("  | LOST {} events", t.lost_events));
+    }
+    line
+}
+
+/// The final summary printed when a session ends without `--json`.
+pub fn human_final(s: &Snapshot) -> String {
+    let t = &s.totals;
+    let mut out = format!(
+        "tracer: {} after {:.1}s — pid {} ({})\n  goroutines: {} live, {} spawned, {} exited ({} of them created before attach), {} first seen after attach\n  events: {} parks, {} wakes, {} lost, {} malformed\n",
+        s.ended.as_deref().unwrap_or("stopped"),
+        s.elapsed_s,
+        s.pid,
+        s.go_version,
+        t.live,
+        t.spawned,
+        t.exited,
+        t.pre_attach_exited,
+        t.pre_attach_seen,
+        t.parks,
+        t.wakes,
+        t.lost_events,
+        t.malformed_events,
+    );
+    let mut states: Vec<(&String, &u64)> = s.by_state.iter().collect();
+    states.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    if !states.is_empty() {
+        out.push_str("  live by state:\n");
+        for (state, n) in states {
+            out.push_str(&format!("    {n:>8}  {state}\n"));
+        }
+    }
+    let live_sites: Vec<&SiteReport> = s.sites.iter().filter(|site| site.stats.live > 0).take(10).collect();
+    if !live_sites.is_empty() {
+        out.push_str("  creation sites with live goroutines:\n");
+        for site in live_sites {
+            out.push_str(&format!(
+                "    {:>8} live  {:>8} spawned  {}  ({})\n",
+                site.stats.live,
+                site.stats.spawned,
+                site.site.short(),
+                site.site.function
+            ));
+        }
+    }
+    out
+}

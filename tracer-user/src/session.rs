@@ -1,0 +1,193 @@
+//! The live attach loop: target inspection → probes → model → output, until
+//! Ctrl-C, SIGTERM, `--duration`, or the target exiting. Always detaches.
+
+use std::{
+    io::Write,
+    os::fd::{FromRawFd, OwnedFd},
+    time::Duration,
+};
+
+use anyhow::Context;
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    signal::unix::{signal, SignalKind},
+};
+
+use crate::{
+    cli::AttachArgs,
+    model::{decode_event, GoroutineTable, Totals},
+    probes::ProbeSession,
+    report::{human_final, human_line, SnapshotContext},
+    target::Target,
+};
+
+/// Records drained per wake-up before the loop looks at timers and signals
+/// again, so an event storm cannot starve the output or Ctrl-C.
+const DRAIN_BATCH: usize = 65_536;
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes into the valid timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Why a session ended; printed and put in the last JSON document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Interrupted,
+    Terminated,
+    DurationReached,
+    TargetExited,
+    OutputClosed,
+}
+
+impl End {
+    fn describe(self) -> &'static str {
+        match self {
+            End::Interrupted => "interrupted (Ctrl-C)",
+            End::Terminated => "terminated (SIGTERM)",
+            End::DurationReached => "duration reached",
+            End::TargetExited => "target process exited",
+            End::OutputClosed => "output closed",
+        }
+    }
+}
+
+pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
+    let pid = args.pid;
+    let target = Target::from_pid(pid)?;
+    // Open the exit notification before attaching, so a target that dies
+    // during attach is still noticed.
+    let pidfd = open_pidfd(pid).with_context(|| format!("cannot watch process {pid}"))?;
+    let (mut probes, ring) = ProbeSession::attach(&target, pid)?;
+    let attached_at_ns = monotonic_ns();
+    eprintln!(
+        "tracer: attached to pid {pid} ({}, {}): {} uprobes on {}",
+        target.display_path,
+        target.go_version.raw,
+        probes.attached().len(),
+        summarize_functions(&probes),
+    );
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the event loop")?;
+    let mut table = GoroutineTable::new();
+    let mut ctx = SnapshotContext { target: &target, pid, attached_at_ns, now_ns: attached_at_ns, probes: probes.counters() };
+    let result = runtime.block_on(run(args, &mut probes, ring, pidfd, &mut table, &mut ctx));
+    // Whatever happened, the probes come out of the target first.
+    probes.detach();
+    let (end, mut ring) = result?;
+    drain(&mut ring, &mut table, usize::MAX);
+    ctx.probes = probes.counters();
+    table.set_lost_events(ctx.probes.ringbuf_full);
+    ctx.now_ns = monotonic_ns();
+    let mut last = ctx.snapshot(&table);
+    last.ended = Some(end.describe().to_string());
+    eprintln!("tracer: detached from pid {pid}: {}", end.describe());
+    if end != End::OutputClosed {
+        let mut out = std::io::stdout().lock();
+        let written = if args.json {
+            serde_json::to_writer(&mut out, &last).map_err(std::io::Error::from).and_then(|()| writeln!(out))
+        } else {
+            write!(out, "{}", human_final(&last))
+        };
+        // A closed stdout at the very end is not worth an error exit.
+        let _ = written.and_then(|()| out.flush());
+    }
+    Ok(())
+}
+
+async fn run(
+    args: &AttachArgs,
+    probes: &mut ProbeSession,
+    ring: RingBuf<MapData>,
+    pidfd: OwnedFd,
+    table: &mut GoroutineTable,
+    ctx: &mut SnapshotContext<'_>,
+) -> anyhow::Result<(End, RingBuf<MapData>)> {
+    let mut ring = AsyncFd::with_interest(ring, Interest::READABLE).context("cannot poll the event ring buffer")?;
+    let pidfd = AsyncFd::with_interest(pidfd, Interest::READABLE).context("cannot poll the process")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let start = tokio::time::Instant::now();
+    let mut ticks = tokio::time::interval_at(start + args.interval, args.interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let deadline = tokio::time::sleep_until(start + args.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+    tokio::pin!(deadline);
+    let mut previous: Option<Totals> = None;
+
+    let end = loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.context("event ring buffer failed")?;
+                if drain(guard.get_inner_mut(), table, DRAIN_BATCH) < DRAIN_BATCH {
+                    guard.clear_ready();
+                }
+            }
+            _ = ticks.tick() => {
+                probes.flush_logs();
+                ctx.probes = probes.counters();
+                table.set_lost_events(ctx.probes.ringbuf_full);
+                ctx.now_ns = monotonic_ns();
+                let snapshot = ctx.snapshot(table);
+                let mut out = std::io::stdout().lock();
+                let written = if args.json {
+                    serde_json::to_writer(&mut out, &snapshot).map_err(std::io::Error::from).and_then(|()| writeln!(out))
+                } else {
+                    writeln!(out, "{}", human_line(&snapshot, previous.as_ref()))
+                };
+                if written.and_then(|()| out.flush()).is_err() {
+                    break End::OutputClosed;
+                }
+                previous = Some(snapshot.totals);
+            }
+            _ = sigint.recv() => break End::Interrupted,
+            _ = sigterm.recv() => break End::Terminated,
+            _ = &mut deadline, if args.duration.is_some() => break End::DurationReached,
+            _ = pidfd.readable() => break End::TargetExited,
+        }
+    };
+    Ok((end, ring.into_inner()))
+}
+
+/// Applies up to `max` records from the ring buffer; returns how many.
+fn drain(ring: &mut RingBuf<MapData>, table: &mut GoroutineTable, max: usize) -> usize {
+    let mut n = 0;
+    while n < max {
+        let Some(item) = ring.next() else { break };
+        match decode_event(&item) {
+            Ok(event) => table.apply(&event),
+            Err(err) => {
+                log::debug!("dropping malformed event: {err}");
+                table.record_malformed();
+            }
+        }
+        n += 1;
+    }
+    n
+}
+
+fn open_pidfd(pid: u32) -> anyhow::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ESRCH) {
+            anyhow::bail!("process {pid} exited while attaching");
+        }
+        return Err(err).context("pidfd_open failed");
+    }
+    // SAFETY: fd is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn summarize_functions(probes: &ProbeSession) -> String {
+    let mut names: Vec<&str> = probes.attached().iter().map(|p| p.function.as_str()).collect();
+    names.dedup();
+    names.join(", ")
+}

@@ -1,0 +1,411 @@
+//! DWARF: the runtime struct offsets the probes read, and pc → source
+//! symbolization (with inlined frames) through `addr2line`.
+//!
+//! Go compresses its DWARF sections (`SHF_COMPRESSED` zlib; `.zdebug_*` in old
+//! toolchains): they are decompressed once, here, with [`super::inflate`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use gimli::{AttributeValue, EndianArcSlice, LittleEndian, SectionId};
+use object::read::ObjectSection;
+use object::{CompressionFormat, Object};
+
+use super::elf::{ElfImage, FunctionTable};
+use super::inflate;
+
+pub(crate) type Reader = EndianArcSlice<LittleEndian>;
+
+/// Why DWARF could not be loaded or used.
+#[derive(Debug)]
+pub(crate) enum DwarfProblem {
+    /// No `.debug_info` at all.
+    Missing,
+    /// A section could not be decompressed.
+    Decompress { section: String, reason: String },
+    /// Malformed DWARF.
+    Parse(gimli::Error),
+    /// A needed runtime type is absent.
+    MissingType(&'static str),
+    /// A needed member of a runtime type is absent.
+    MissingField { type_name: &'static str, field: &'static str },
+}
+
+impl From<gimli::Error> for DwarfProblem {
+    fn from(e: gimli::Error) -> Self {
+        DwarfProblem::Parse(e)
+    }
+}
+
+/// Sections `addr2line` and the type walk use; the others (locations, frames)
+/// are never decompressed.
+const NEEDED: [SectionId; 10] = [
+    SectionId::DebugAbbrev,
+    SectionId::DebugAddr,
+    SectionId::DebugAranges,
+    SectionId::DebugInfo,
+    SectionId::DebugLine,
+    SectionId::DebugLineStr,
+    SectionId::DebugRanges,
+    SectionId::DebugRngLists,
+    SectionId::DebugStr,
+    SectionId::DebugStrOffsets,
+];
+
+/// Loads (and decompresses) the DWARF of the executable.
+pub(crate) fn load(elf: &ElfImage<'_>) -> Result<gimli::Dwarf<Reader>, DwarfProblem> {
+    if find_section(elf, SectionId::DebugInfo.name()).is_none() {
+        return Err(DwarfProblem::Missing);
+    }
+    gimli::Dwarf::load(|id| -> Result<Reader, DwarfProblem> {
+        let bytes: Arc<[u8]> = if NEEDED.contains(&id) {
+            section_bytes(elf, id.name())?
+        } else {
+            Arc::from(&[][..])
+        };
+        Ok(EndianArcSlice::new(bytes, LittleEndian))
+    })
+}
+
+fn find_section<'data, 'file>(
+    elf: &'file ElfImage<'data>,
+    name: &str,
+) -> Option<object::read::Section<'data, 'file>> {
+    elf.file.section_by_name(name).or_else(|| {
+        let zname = format!(".zdebug_{}", name.strip_prefix(".debug_")?);
+        elf.file.section_by_name(&zname)
+    })
+}
+
+fn section_bytes(elf: &ElfImage<'_>, name: &str) -> Result<Arc<[u8]>, DwarfProblem> {
+    let Some(section) = find_section(elf, name) else {
+        return Ok(Arc::from(&[][..]));
+    };
+    let problem = |reason: String| DwarfProblem::Decompress { section: name.to_string(), reason };
+    let compressed = section.compressed_data().map_err(|e| problem(e.to_string()))?;
+    match compressed.format {
+        CompressionFormat::None => Ok(Arc::from(compressed.data)),
+        CompressionFormat::Zlib => {
+            let size = usize::try_from(compressed.uncompressed_size)
+                .map_err(|_| problem("section too large".into()))?;
+            let data = inflate::zlib_decompress(compressed.data, size)
+                .map_err(|e| problem(e.to_string()))?;
+            Ok(Arc::from(data))
+        }
+        CompressionFormat::Zstandard => {
+            Err(problem("zstd-compressed DWARF is not supported (Go's linker writes zlib)".into()))
+        }
+        _ => Err(problem("unknown compression format".into())),
+    }
+}
+
+/// Byte offsets of the runtime fields the probes read, from DWARF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RuntimeOffsets {
+    /// `runtime.g.goid`
+    pub g_goid: u64,
+    /// `runtime.g.parentGoid`
+    pub g_parent_goid: u64,
+    /// `runtime.g.gopc` (return address of the `go` statement's call)
+    pub g_gopc: u64,
+    /// `runtime.g.startpc` (the goroutine's function)
+    pub g_startpc: u64,
+    /// `runtime.g.atomicstatus` (a plain `uint32` or an `atomic.Uint32` struct: same layout)
+    pub g_atomicstatus: u64,
+    /// `runtime.g.waitreason`
+    pub g_waitreason: u64,
+    /// Size in bytes of `g.waitreason`'s type (`runtime.waitReason`, 1 on all supported versions).
+    pub g_waitreason_size: u64,
+    /// `runtime.g.m`
+    pub g_m: u64,
+    /// `runtime.g.sched` (a `runtime.gobuf`)
+    pub g_sched: u64,
+    /// `runtime.gobuf.sp`
+    pub gobuf_sp: u64,
+    /// `runtime.gobuf.pc`
+    pub gobuf_pc: u64,
+    /// `runtime.gobuf.bp`
+    pub gobuf_bp: u64,
+    /// `runtime.m.curg`
+    pub m_curg: u64,
+}
+
+impl fmt::Display for RuntimeOffsets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "g.goid={} g.parentGoid={} g.gopc={} g.startpc={} g.atomicstatus={} \
+             g.waitreason={}({}B) g.m={} g.sched={} gobuf.sp={} gobuf.pc={} gobuf.bp={} m.curg={}",
+            self.g_goid,
+            self.g_parent_goid,
+            self.g_gopc,
+            self.g_startpc,
+            self.g_atomicstatus,
+            self.g_waitreason,
+            self.g_waitreason_size,
+            self.g_m,
+            self.g_sched,
+            self.gobuf_sp,
+            self.gobuf_pc,
+            self.gobuf_bp,
+            self.m_curg
+        )
+    }
+}
+
+/// A struct member: offset and the byte size of its type (if known).
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    offset: u64,
+    type_size: Option<u64>,
+}
+
+const G: &str = "runtime.g";
+const M: &str = "runtime.m";
+const GOBUF: &str = "runtime.gobuf";
+
+/// Reads [`RuntimeOffsets`] from the `runtime.g`, `runtime.m` and
+/// `runtime.gobuf` struct types.
+pub(crate) fn runtime_offsets(dwarf: &gimli::Dwarf<Reader>) -> Result<RuntimeOffsets, DwarfProblem> {
+    let structs = find_structs(dwarf, &[G, M, GOBUF])?;
+    let field = |type_name: &'static str, field: &'static str| -> Result<Member, DwarfProblem> {
+        let members = structs.get(type_name).ok_or(DwarfProblem::MissingType(type_name))?;
+        members.get(field).copied().ok_or(DwarfProblem::MissingField { type_name, field })
+    };
+    let waitreason = field(G, "waitreason")?;
+    Ok(RuntimeOffsets {
+        g_goid: field(G, "goid")?.offset,
+        g_parent_goid: field(G, "parentGoid")?.offset,
+        g_gopc: field(G, "gopc")?.offset,
+        g_startpc: field(G, "startpc")?.offset,
+        g_atomicstatus: field(G, "atomicstatus")?.offset,
+        g_waitreason: waitreason.offset,
+        g_waitreason_size: waitreason.type_size.unwrap_or(1),
+        g_m: field(G, "m")?.offset,
+        g_sched: field(G, "sched")?.offset,
+        gobuf_sp: field(GOBUF, "sp")?.offset,
+        gobuf_pc: field(GOBUF, "pc")?.offset,
+        gobuf_bp: field(GOBUF, "bp")?.offset,
+        m_curg: field(M, "curg")?.offset,
+    })
+}
+
+/// Finds the named struct types and returns their members. Stops scanning as
+/// soon as all were found (they live in the `runtime` unit, early in the file).
+fn find_structs(
+    dwarf: &gimli::Dwarf<Reader>,
+    names: &[&'static str],
+) -> Result<HashMap<&'static str, HashMap<String, Member>>, DwarfProblem> {
+    let mut found: HashMap<&'static str, HashMap<String, Member>> = HashMap::new();
+    let mut headers = dwarf.units();
+    while let Some(header) = headers.next()? {
+        let unit = dwarf.unit(header)?;
+        let mut cursor = unit.entries();
+        // Depth of the struct whose members are being collected, if any.
+        let mut current: Option<(&'static str, isize)> = None;
+        while let Some(entry) = cursor.next_dfs()? {
+            let depth = entry.depth();
+            if let Some((name, struct_depth)) = current {
+                if depth > struct_depth {
+                    if depth == struct_depth + 1 && entry.tag() == gimli::DW_TAG_member {
+                        if let Some(member_name) = entry_name(dwarf, &unit, entry) {
+                            let member = Member {
+                                offset: entry
+                                    .attr_value(gimli::DW_AT_data_member_location)
+                                    .and_then(|v| v.udata_value())
+                                    .unwrap_or(0),
+                                type_size: member_type_size(&unit, entry),
+                            };
+                            found.entry(name).or_default().insert(member_name, member);
+                        }
+                    }
+                    continue;
+                }
+                current = None;
+                if names.iter().all(|n| found.contains_key(n)) {
+                    return Ok(found);
+                }
+            }
+            if entry.tag() == gimli::DW_TAG_structure_type {
+                if let Some(entry_name) = entry_name(dwarf, &unit, entry) {
+                    if let Some(&name) = names.iter().find(|&&n| n == entry_name) {
+                        if !found.contains_key(name) {
+                            found.insert(name, HashMap::new());
+                            current = Some((name, depth));
+                        }
+                    }
+                }
+            }
+        }
+        if names.iter().all(|n| found.contains_key(n)) {
+            return Ok(found);
+        }
+    }
+    Ok(found)
+}
+
+fn entry_name(
+    dwarf: &gimli::Dwarf<Reader>,
+    unit: &gimli::Unit<Reader>,
+    entry: &gimli::DebuggingInformationEntry<Reader>,
+) -> Option<String> {
+    let value = entry.attr_value(gimli::DW_AT_name)?;
+    let name = dwarf.attr_string(unit, value).ok()?;
+    name.to_string().ok().map(|s| s.into_owned())
+}
+
+/// Byte size of a member's type, following typedefs.
+fn member_type_size(
+    unit: &gimli::Unit<Reader>,
+    entry: &gimli::DebuggingInformationEntry<Reader>,
+) -> Option<u64> {
+    let mut reference = entry.attr_value(gimli::DW_AT_type)?;
+    for _ in 0..8 {
+        let AttributeValue::UnitRef(offset) = reference else { return None };
+        let ty = unit.entry(offset).ok()?;
+        if let Some(size) = ty.attr_value(gimli::DW_AT_byte_size).and_then(|v| v.udata_value()) {
+            return Some(size);
+        }
+        reference = ty.attr_value(gimli::DW_AT_type)?;
+    }
+    None
+}
+
+/// One source-level frame at a pc.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// Go function name, e.g. `main.worker` or `main.main.func1`.
+    pub function: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+impl fmt::Display for Frame {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.file, self.line) {
+            (Some(file), Some(line)) => write!(f, "{} ({file}:{line})", self.function),
+            (Some(file), None) => write!(f, "{} ({file})", self.function),
+            _ => f.write_str(&self.function),
+        }
+    }
+}
+
+/// Bound on cached pcs; the cache is simply cleared when it is reached.
+const CACHE_LIMIT: usize = 1 << 20;
+
+/// pc → frames (inlined frames included) and pc → function name.
+///
+/// All pcs are link-time virtual addresses (subtract the load bias of a PIE
+/// first). Results are cached per pc; the type is `Send + Sync`.
+pub struct Symbolizer {
+    functions: FunctionTable,
+    inner: Mutex<SymbolizerInner>,
+}
+
+struct SymbolizerInner {
+    context: Option<addr2line::Context<Reader>>,
+    cache: HashMap<u64, Arc<[Frame]>>,
+}
+
+impl fmt::Debug for Symbolizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Symbolizer").field("functions", &self.functions.len()).finish_non_exhaustive()
+    }
+}
+
+impl Symbolizer {
+    pub(crate) fn new(
+        dwarf: Option<gimli::Dwarf<Reader>>,
+        functions: FunctionTable,
+    ) -> Result<Self, DwarfProblem> {
+        let context = dwarf.map(addr2line::Context::from_dwarf).transpose()?;
+        Ok(Symbolizer { functions, inner: Mutex::new(SymbolizerInner { context, cache: HashMap::new() }) })
+    }
+
+    /// Frames at `pc`, innermost (inlined) first. Falls back to the `.symtab`
+    /// function name without a location; empty if the pc is in no function.
+    pub fn frames(&self, pc: u64) -> Vec<Frame> {
+        self.frames_shared(pc).to_vec()
+    }
+
+    /// Like [`Self::frames`] but without copying the cached frames.
+    pub fn frames_shared(&self, pc: u64) -> Arc<[Frame]> {
+        let mut inner = match self.inner.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(frames) = inner.cache.get(&pc) {
+            return Arc::clone(frames);
+        }
+        let mut frames = inner.context.as_ref().map(|c| dwarf_frames(c, pc)).unwrap_or_default();
+        if frames.is_empty() {
+            if let Some(name) = self.functions.lookup(pc) {
+                frames.push(Frame { function: name.to_string(), file: None, line: None });
+            }
+        }
+        let frames: Arc<[Frame]> = frames.into();
+        if inner.cache.len() >= CACHE_LIMIT {
+            inner.cache.clear();
+        }
+        inner.cache.insert(pc, Arc::clone(&frames));
+        frames
+    }
+
+    /// The `.symtab` function containing `pc` (e.g. for `g.startpc`).
+    pub fn function_name(&self, pc: u64) -> Option<String> {
+        self.functions.lookup(pc).map(str::to_string)
+    }
+
+    /// Where a goroutine was created, from its `g.gopc`. `gopc` is the return
+    /// address of the call to `runtime.newproc`, so the `go` statement is at
+    /// `gopc - 1`; returns the innermost frame there.
+    pub fn creation_site(&self, gopc: u64) -> Option<Frame> {
+        let pc = gopc.checked_sub(1)?;
+        self.frames_shared(pc).first().cloned()
+    }
+}
+
+fn dwarf_frames(context: &addr2line::Context<Reader>, pc: u64) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    let Ok(mut iter) = context.find_frames(pc).skip_all_loads() else { return frames };
+    while let Ok(Some(frame)) = iter.next() {
+        let function = frame
+            .function
+            .as_ref()
+            .and_then(|name| name.raw_name().ok().map(|n| n.into_owned()))
+            .unwrap_or_else(|| "?".to_string());
+        let (file, line) = match &frame.location {
+            Some(location) => (location.file.map(str::to_string), location.line),
+            None => (None, None),
+        };
+        frames.push(Frame { function, file, line });
+        if frames.len() > 64 {
+            break; // malformed inline nesting
+        }
+    }
+    frames
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_display() {
+        let f = Frame { function: "main.worker".into(), file: Some("/src/main.go".into()), line: Some(9) };
+        assert_eq!(f.to_string(), "main.worker (/src/main.go:9)");
+        let f = Frame { function: "runtime.goexit".into(), file: None, line: None };
+        assert_eq!(f.to_string(), "runtime.goexit");
+    }
+
+    #[test]
+    fn symbolizer_without_dwarf_uses_symtab_and_is_send_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Symbolizer>();
+        let symbolizer = Symbolizer::new(None, FunctionTable::default()).unwrap();
+        assert!(symbolizer.frames(0x401000).is_empty());
+        assert_eq!(symbolizer.creation_site(0), None);
+        assert_eq!(symbolizer.function_name(0x401000), None);
+    }
+}

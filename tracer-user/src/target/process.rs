@@ -1,0 +1,245 @@
+//! The live process side of inspection: `/proc/PID/exe`, `/proc/PID/maps`
+//! (load bias) and `/proc/PID/mem` (reads of runtime data).
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::TargetError;
+
+/// `true` if a process with this pid exists (zombies included).
+pub fn process_is_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+pub(crate) fn exe_path(pid: u32) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/exe"))
+}
+
+/// Maps an I/O error on a `/proc/PID/...` file to the error the user should see.
+pub(crate) fn proc_error(pid: u32, path: &Path, error: io::Error, started: bool) -> TargetError {
+    match error.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => TargetError::PermissionDenied { pid },
+        Some(libc::ENOENT) | Some(libc::ESRCH) if !process_is_alive(pid) => {
+            if started {
+                TargetError::ProcessExited { pid }
+            } else {
+                TargetError::NoSuchProcess { pid }
+            }
+        }
+        _ => TargetError::Io { path: path.to_path_buf(), source: error },
+    }
+}
+
+/// The target of `/proc/PID/exe` as text (may end in `" (deleted)"`).
+pub(crate) fn exe_link(pid: u32) -> Result<String, TargetError> {
+    if !process_is_alive(pid) {
+        return Err(TargetError::NoSuchProcess { pid });
+    }
+    let path = exe_path(pid);
+    match std::fs::read_link(&path) {
+        Ok(target) => Ok(target.to_string_lossy().into_owned()),
+        // The process exists but has no executable: a kernel thread (or a zombie).
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) && process_is_alive(pid) => {
+            Err(TargetError::NotGo {
+                what: format!("pid {pid}"),
+                reason: "it has no executable (kernel thread or zombie process)".into(),
+            })
+        }
+        Err(e) => Err(proc_error(pid, &path, e, false)),
+    }
+}
+
+/// Reads the whole executable through `/proc/PID/exe` (works if the file was
+/// deleted or replaced since the process started). Returns its bytes and the
+/// `(st_dev, st_ino)` of the mapped file.
+pub(crate) fn read_exe(pid: u32) -> Result<(Vec<u8>, (u64, u64)), TargetError> {
+    let path = exe_path(pid);
+    let file = File::open(&path).map_err(|e| proc_error(pid, &path, e, true))?;
+    let metadata = file.metadata().map_err(|e| proc_error(pid, &path, e, true))?;
+    let data = read_all(&file, metadata.len()).map_err(|e| proc_error(pid, &path, e, true))?;
+    Ok((data, (metadata.dev(), metadata.ino())))
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, TargetError> {
+    let io_error = |source| TargetError::Io { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(io_error)?;
+    let metadata = file.metadata().map_err(io_error)?;
+    if metadata.is_dir() {
+        return Err(io_error(io::Error::from_raw_os_error(libc::EISDIR)));
+    }
+    read_all(&file, metadata.len()).map_err(io_error)
+}
+
+fn read_all(file: &File, len_hint: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut data = Vec::new();
+    data.try_reserve_exact(usize::try_from(len_hint).unwrap_or(0))
+        .map_err(|_| io::Error::from_raw_os_error(libc::ENOMEM))?;
+    let mut reader = file;
+    reader.read_to_end(&mut data)?;
+    Ok(data)
+}
+
+/// One line of `/proc/PID/maps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mapping {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) executable: bool,
+    pub(crate) offset: u64,
+    /// `(major, minor)` of the device.
+    pub(crate) device: (u32, u32),
+    pub(crate) inode: u64,
+    pub(crate) path: String,
+}
+
+/// Parses `/proc/PID/maps` text; malformed lines are skipped.
+pub(crate) fn parse_maps(text: &str) -> Vec<Mapping> {
+    text.lines().filter_map(parse_maps_line).collect()
+}
+
+fn parse_maps_line(line: &str) -> Option<Mapping> {
+    let mut fields = line.splitn(6, ' ');
+    let (start, end) = fields.next()?.split_once('-')?;
+    let perms = fields.next()?;
+    let offset = fields.next()?;
+    let (major, minor) = fields.next()?.split_once(':')?;
+    let inode = fields.next()?;
+    let path = fields.next().unwrap_or("").trim_start();
+    Some(Mapping {
+        start: u64::from_str_radix(start, 16).ok()?,
+        end: u64::from_str_radix(end, 16).ok()?,
+        executable: perms.as_bytes().get(2) == Some(&b'x'),
+        offset: u64::from_str_radix(offset, 16).ok()?,
+        device: (u32::from_str_radix(major, 16).ok()?, u32::from_str_radix(minor, 16).ok()?),
+        inode: inode.parse().ok()?,
+        path: path.to_string(),
+    })
+}
+
+/// The executable mapping of the program file among `maps`: matched by
+/// device and inode, or by path (`display_path`, as `/proc/PID/exe` reads)
+/// when the device numbers differ (overlay filesystems).
+pub(crate) fn executable_mapping<'a>(
+    maps: &'a [Mapping],
+    dev_ino: (u64, u64),
+    display_path: &str,
+) -> Option<&'a Mapping> {
+    let (dev, ino) = dev_ino;
+    let device = (libc::major(dev), libc::minor(dev));
+    maps.iter()
+        .find(|m| m.executable && m.inode == ino && m.device == device)
+        .or_else(|| maps.iter().find(|m| m.executable && m.inode == ino && m.path == display_path))
+        .or_else(|| maps.iter().find(|m| m.executable && m.path == display_path))
+}
+
+/// Load bias (runtime address − link-time address) from the executable
+/// mapping: `start - (offset + (p_vaddr - p_offset))` of the text segment.
+pub(crate) fn load_bias(mapping: &Mapping, text_segment_delta: u64) -> u64 {
+    mapping.start.wrapping_sub(mapping.offset.wrapping_add(text_segment_delta))
+}
+
+pub(crate) fn read_maps(pid: u32) -> Result<Vec<Mapping>, TargetError> {
+    let path = PathBuf::from(format!("/proc/{pid}/maps"));
+    let text = std::fs::read_to_string(&path).map_err(|e| proc_error(pid, &path, e, true))?;
+    Ok(parse_maps(&text))
+}
+
+/// Reads the target's memory through `/proc/PID/mem`.
+pub(crate) struct ProcessMemory {
+    pid: u32,
+    file: File,
+}
+
+impl ProcessMemory {
+    pub(crate) fn open(pid: u32) -> Result<Self, TargetError> {
+        let path = PathBuf::from(format!("/proc/{pid}/mem"));
+        let file = File::open(&path).map_err(|e| proc_error(pid, &path, e, true))?;
+        Ok(ProcessMemory { pid, file })
+    }
+
+    /// `len` bytes at runtime address `address`, or `None` if unmapped.
+    pub(crate) fn read(&self, address: u64, len: usize) -> Option<Vec<u8>> {
+        let mut buffer = vec![0u8; len];
+        self.file.read_exact_at(&mut buffer, address).ok()?;
+        Some(buffer)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAPS: &str = "\
+00400000-0049e000 r-xp 00000000 fe:01 1835083                            /tmp/hello (deleted)
+0049e000-00580000 r--p 0009e000 fe:01 1835083                            /tmp/hello (deleted)
+00580000-005a8000 rw-p 00180000 fe:01 1835083                            /tmp/hello (deleted)
+005a8000-005e0000 rw-p 00000000 00:00 0 
+c000000000-c004000000 rw-p 00000000 00:00 0 
+7ffd5e5f3000-7ffd5e614000 rw-p 00000000 00:00 0                          [stack]
+garbage line
+";
+
+    #[test]
+    fn parses_maps() {
+        let maps = parse_maps(MAPS);
+        assert_eq!(maps.len(), 6);
+        assert_eq!(
+            maps[0],
+            Mapping {
+                start: 0x400000,
+                end: 0x49e000,
+                executable: true,
+                offset: 0,
+                device: (0xfe, 1),
+                inode: 1835083,
+                path: "/tmp/hello (deleted)".into(),
+            }
+        );
+        assert!(!maps[1].executable);
+        assert_eq!(maps[3].path, "");
+        assert_eq!(maps[5].path, "[stack]");
+    }
+
+    #[test]
+    fn finds_executable_mapping_and_bias() {
+        let maps = parse_maps(MAPS);
+        let dev = libc::makedev(0xfe, 1);
+        let mapping = executable_mapping(&maps, (dev, 1835083), "/tmp/hello (deleted)").unwrap();
+        assert_eq!(mapping.start, 0x400000);
+        // Non-PIE: text segment p_vaddr 0x400000 at p_offset 0 → bias 0.
+        assert_eq!(load_bias(mapping, 0x400000), 0);
+        // Wrong device but same inode and path (overlayfs).
+        assert!(executable_mapping(&maps, (libc::makedev(0, 50), 1835083), "/tmp/hello (deleted)").is_some());
+        assert!(executable_mapping(&maps, (dev, 1), "/other").is_none());
+    }
+
+    #[test]
+    fn pie_bias() {
+        let mapping = parse_maps_line(
+            "55d4c2a00000-55d4c2a9f000 r-xp 00000000 08:01 42 /usr/bin/app",
+        )
+        .unwrap();
+        // PIE linked at 0x400000 (Go's internal linker) or at 0.
+        assert_eq!(load_bias(&mapping, 0x400000), 0x55d4c2a00000 - 0x400000);
+        assert_eq!(load_bias(&mapping, 0), 0x55d4c2a00000);
+        // Text not at file offset 0 (external linker): p_vaddr 0x1000, p_offset 0x1000.
+        let mapping =
+            parse_maps_line("7f0000001000-7f0000002000 r-xp 00001000 08:01 42 /usr/bin/app").unwrap();
+        assert_eq!(load_bias(&mapping, 0), 0x7f0000000000);
+    }
+
+    #[test]
+    fn missing_process() {
+        // pid_max is at most 2^22; this pid cannot exist.
+        assert!(!process_is_alive(u32::MAX - 1));
+        assert!(process_is_alive(std::process::id()));
+        assert!(matches!(exe_link(u32::MAX - 1), Err(TargetError::NoSuchProcess { .. })));
+    }
+}
