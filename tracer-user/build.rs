@@ -30,7 +30,11 @@ fn main() -> anyhow::Result<()> {
     let ebpf = manifest_dir.join("../tracer-ebpf");
     let root_dir = ebpf.to_str().expect("workspace path is UTF-8");
     aya_build::build_ebpf(
-        [aya_build::Package { name: "tracer-ebpf", root_dir, ..Default::default() }],
+        [aya_build::Package {
+            name: "tracer-ebpf",
+            root_dir,
+            ..Default::default()
+        }],
         aya_build::Toolchain::Nightly,
     )
 }

@@ -35,14 +35,24 @@ fn required_var(name: &str) -> String {
 pub fn test_env() -> TestEnv {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "the BPF integration tests attach uprobes and need root: run `sudo -E cargo xtask test`");
+    assert_eq!(
+        euid, 0,
+        "the BPF integration tests attach uprobes and need root: run `sudo -E cargo xtask test`"
+    );
     let env = TestEnv {
         tracer: required_var("TRACER_BIN").into(),
         gobin: required_var("TRACER_GOBIN").into(),
-        go_versions: required_var("TRACER_GO_VERSIONS").split(',').map(str::to_owned).collect(),
+        go_versions: required_var("TRACER_GO_VERSIONS")
+            .split(',')
+            .map(str::to_owned)
+            .collect(),
         go_src: required_var("TRACER_GO_SRC").into(),
     };
-    assert!(env.tracer.exists(), "{} does not exist: run `cargo xtask build`", env.tracer.display());
+    assert!(
+        env.tracer.exists(),
+        "{} does not exist: run `cargo xtask build`",
+        env.tracer.display()
+    );
     assert!(!env.go_versions.is_empty());
     env
 }
@@ -51,14 +61,19 @@ impl TestEnv {
     /// A Go test target binary built with Go `version`.
     pub fn go_target(&self, version: &str, name: &str) -> PathBuf {
         let p = self.gobin.join(format!("go{version}")).join(name);
-        assert!(p.exists(), "{} does not exist: run `cargo xtask go-targets`", p.display());
+        assert!(
+            p.exists(),
+            "{} does not exist: run `cargo xtask go-targets`",
+            p.display()
+        );
         p
     }
 
     /// The line of `tests/go/<target>/main.go` carrying `// SITE:<marker>`.
     pub fn site_line(&self, target: &str, marker: &str) -> u32 {
         let path = self.go_src.join(target).join("main.go");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let needle = format!("// SITE:{marker}");
         let lines: Vec<u32> = text
             .lines()
@@ -66,7 +81,12 @@ impl TestEnv {
             .filter(|(_, l)| l.contains(&needle))
             .map(|(i, _)| i as u32 + 1)
             .collect();
-        assert_eq!(lines.len(), 1, "expected exactly one {needle} in {}", path.display());
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected exactly one {needle} in {}",
+            path.display()
+        );
         lines[0]
     }
 
@@ -94,7 +114,13 @@ impl Lines {
                 }
             }
         });
-        (Self { rx, seen: Vec::new() }, handle)
+        (
+            Self {
+                rx,
+                seen: Vec::new(),
+            },
+            handle,
+        )
     }
 
     /// Waits for a line starting with `prefix`; panics with everything seen.
@@ -110,10 +136,16 @@ impl Lines {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("no line starting with {prefix:?} within {timeout:?}; saw:\n{}", self.seen.join("\n"))
+                    panic!(
+                        "no line starting with {prefix:?} within {timeout:?}; saw:\n{}",
+                        self.seen.join("\n")
+                    )
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    panic!("stream closed before a line starting with {prefix:?}; saw:\n{}", self.seen.join("\n"))
+                    panic!(
+                        "stream closed before a line starting with {prefix:?}; saw:\n{}",
+                        self.seen.join("\n")
+                    )
                 }
             }
         }
@@ -147,8 +179,12 @@ pub struct Proc {
 
 impl Proc {
     pub fn start(mut cmd: Command) -> Self {
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         let (stdout, _) = Lines::new(child.stdout.take().expect("piped"));
         let mut err = child.stderr.take().expect("piped");
         let stderr = std::thread::spawn(move || {
@@ -157,7 +193,12 @@ impl Proc {
             s
         });
         let pid = child.id();
-        Self { child, pid, stdout, stderr: Some(stderr) }
+        Self {
+            child,
+            pid,
+            stdout,
+            stderr: Some(stderr),
+        }
     }
 
     pub fn signal(&self, sig: i32) {
@@ -179,7 +220,11 @@ impl Proc {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        let stderr = self.stderr.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        let stderr = self
+            .stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
         (status, stderr)
     }
 }
@@ -216,28 +261,52 @@ pub fn parse_goroutine_dump(text: &str) -> Vec<DumpGoroutine> {
     for block in text.split("\n\n") {
         let mut lines = block.lines();
         let Some(header) = lines.next() else { continue };
-        let Some(rest) = header.strip_prefix("goroutine ") else { continue };
-        let Some((id, state)) = rest.split_once(' ') else { continue };
+        let Some(rest) = header.strip_prefix("goroutine ") else {
+            continue;
+        };
+        let Some((id, state)) = rest.split_once(' ') else {
+            continue;
+        };
         let Ok(goid) = id.parse() else { continue };
         // "[chan receive, 2 minutes]:" → "chan receive"
-        let reason = state.trim_start_matches('[').trim_end_matches(':').trim_end_matches(']');
+        let reason = state
+            .trim_start_matches('[')
+            .trim_end_matches(':')
+            .trim_end_matches(']');
         let reason = reason.split(',').next().unwrap_or_default().to_string();
         let body: Vec<&str> = lines.collect();
         let mut created_at = None;
         let mut created_by_goid = None;
         if let Some(i) = body.iter().position(|l| l.starts_with("created by ")) {
-            created_by_goid = body[i].rsplit_once(" in goroutine ").and_then(|(_, g)| g.trim().parse().ok());
-            created_at = body.get(i + 1).map(|l| l.trim().split(" +").next().unwrap_or_default().to_string());
+            created_by_goid = body[i]
+                .rsplit_once(" in goroutine ")
+                .and_then(|(_, g)| g.trim().parse().ok());
+            created_at = body
+                .get(i + 1)
+                .map(|l| l.trim().split(" +").next().unwrap_or_default().to_string());
         }
-        out.push(DumpGoroutine { goid, reason, created_at, created_by_goid });
+        out.push(DumpGoroutine {
+            goid,
+            reason,
+            created_at,
+            created_by_goid,
+        });
     }
     out
 }
 
 /// Output of `tracer inspect --pid N --json`.
 pub fn inspect(env: &TestEnv, pid: u32) -> Value {
-    let out = env.tracer().args(["inspect", "--json", "--pid", &pid.to_string()]).output().expect("run tracer inspect");
-    assert!(out.status.success(), "tracer inspect failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = env
+        .tracer()
+        .args(["inspect", "--json", "--pid", &pid.to_string()])
+        .output()
+        .expect("run tracer inspect");
+    assert!(
+        out.status.success(),
+        "tracer inspect failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("inspect --json prints JSON")
 }
 
@@ -251,15 +320,30 @@ pub fn assert_no_probes_left(inspected: Option<(&Value, u32)>) {
         .filter_map(|p| p.name_as_str().map(str::to_owned))
         .filter(|n| n.starts_with("goroutine_"))
         .collect();
-    assert!(ours.is_empty(), "BPF programs still loaded after the tracer exited: {ours:?}");
+    assert!(
+        ours.is_empty(),
+        "BPF programs still loaded after the tracer exited: {ours:?}"
+    );
 
     let tracefs = Path::new("/sys/kernel/tracing");
     if !tracefs.join("uprobe_events").exists() {
-        let status = Command::new("mount").args(["-t", "tracefs", "nodev"]).arg(tracefs).status().expect("run mount");
-        assert!(status.success(), "cannot mount tracefs on {}", tracefs.display());
+        let status = Command::new("mount")
+            .args(["-t", "tracefs", "nodev"])
+            .arg(tracefs)
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "cannot mount tracefs on {}",
+            tracefs.display()
+        );
     }
-    let events = std::fs::read_to_string(tracefs.join("uprobe_events")).expect("read uprobe_events");
-    assert!(events.trim().is_empty(), "uprobe events left behind:\n{events}");
+    let events =
+        std::fs::read_to_string(tracefs.join("uprobe_events")).expect("read uprobe_events");
+    assert!(
+        events.trim().is_empty(),
+        "uprobe events left behind:\n{events}"
+    );
 
     if let Some((inspect, pid)) = inspected {
         let bias = inspect["load_bias"].as_u64().expect("load_bias");
@@ -269,11 +353,19 @@ pub fn assert_no_probes_left(inspected: Option<(&Value, u32)>) {
         let probes = inspect["probes"].as_array().expect("probes");
         assert!(!probes.is_empty());
         for p in probes {
-            let (vaddr, off) = (p["vaddr"].as_u64().unwrap(), p["file_offset"].as_u64().unwrap());
+            let (vaddr, off) = (
+                p["vaddr"].as_u64().unwrap(),
+                p["file_offset"].as_u64().unwrap(),
+            );
             let (mut on_disk, mut in_memory) = ([0u8; 8], [0u8; 8]);
             file.read_exact_at(&mut on_disk, off).expect("read binary");
-            mem.read_exact_at(&mut in_memory, vaddr + bias).expect("read target memory");
-            assert_eq!(in_memory, on_disk, "target code at {vaddr:#x} ({}) differs from the binary: probe left behind", p["function"]);
+            mem.read_exact_at(&mut in_memory, vaddr + bias)
+                .expect("read target memory");
+            assert_eq!(
+                in_memory, on_disk,
+                "target code at {vaddr:#x} ({}) differs from the binary: probe left behind",
+                p["function"]
+            );
         }
     }
 }
@@ -289,8 +381,18 @@ pub fn json_lines(lines: &[String]) -> Vec<Value> {
 /// Asserts a tracer failure is clean: non-zero exit, the expected message,
 /// no panic.
 pub fn assert_clean_failure(status: ExitStatus, stderr: &str, expected: &str) {
-    assert!(!status.success(), "expected a failure, got {status}; stderr:\n{stderr}");
-    assert_eq!(status.code(), Some(1), "expected exit code 1; stderr:\n{stderr}");
+    assert!(
+        !status.success(),
+        "expected a failure, got {status}; stderr:\n{stderr}"
+    );
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "expected exit code 1; stderr:\n{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "tracer panicked:\n{stderr}");
-    assert!(stderr.contains(expected), "stderr should mention {expected:?}:\n{stderr}");
+    assert!(
+        stderr.contains(expected),
+        "stderr should mention {expected:?}:\n{stderr}"
+    );
 }

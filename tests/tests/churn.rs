@@ -14,7 +14,14 @@ fn churn_for(env: &TestEnv, version: &str) {
     target.stdout.expect("READY", Duration::from_secs(10));
 
     let mut tracer_cmd = env.tracer();
-    tracer_cmd.args(["attach", "--json", "--interval", "200ms", "--pid", &target.pid.to_string()]);
+    tracer_cmd.args([
+        "attach",
+        "--json",
+        "--interval",
+        "200ms",
+        "--pid",
+        &target.pid.to_string(),
+    ]);
     let mut tracer = Proc::start(tracer_cmd);
     tracer.stdout.expect("{", Duration::from_secs(30));
 
@@ -25,7 +32,10 @@ fn churn_for(env: &TestEnv, version: &str) {
     let counts = fields(&target.stdout.expect("COUNTS", Duration::from_secs(10)));
     let spawned: u64 = counts["spawned"].parse().unwrap();
     let exited: u64 = counts["exited"].parse().unwrap();
-    assert!(spawned >= 4000, "the target should have run ~3s at 2000/s, spawned {spawned}");
+    assert!(
+        spawned >= 4000,
+        "the target should have run ~3s at 2000/s, spawned {spawned}"
+    );
     std::thread::sleep(Duration::from_millis(500));
     tracer.signal(libc::SIGTERM);
     let lines = tracer.stdout.rest(Duration::from_secs(20));
@@ -33,17 +43,33 @@ fn churn_for(env: &TestEnv, version: &str) {
     assert!(status.success(), "tracer failed: {status}\n{stderr}");
     let last = json_lines(&lines).pop().expect("final document");
     assert_eq!(last["ended"], "terminated (SIGTERM)");
-    assert_eq!(last["totals"]["lost_events"], 0, "no event may be lost at this rate");
+    assert_eq!(
+        last["totals"]["lost_events"], 0,
+        "no event may be lost at this rate"
+    );
     assert_eq!(last["totals"]["malformed_events"], 0);
 
     let site = last["sites"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["site"]["file"].as_str().is_some_and(|f| f.ends_with("churn/main.go")) && s["site"]["function"] == "main.main")
+        .find(|s| {
+            s["site"]["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with("churn/main.go"))
+                && s["site"]["function"] == "main.main"
+        })
         .unwrap_or_else(|| panic!("no churn site in {}", last["sites"]));
-    assert_eq!(site["spawned"].as_u64(), Some(spawned), "spawns seen by the tracer vs counted by the target");
-    assert_eq!(site["exited"].as_u64(), Some(exited), "exits seen by the tracer vs counted by the target");
+    assert_eq!(
+        site["spawned"].as_u64(),
+        Some(spawned),
+        "spawns seen by the tracer vs counted by the target"
+    );
+    assert_eq!(
+        site["exited"].as_u64(),
+        Some(exited),
+        "exits seen by the tracer vs counted by the target"
+    );
     assert_eq!(site["live"].as_u64(), Some(0));
     // Each goroutine parks on its send or is woken by the receiver: parks and
     // wakes are traced too.

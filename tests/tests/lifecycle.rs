@@ -17,7 +17,9 @@ fn goroutines_at<'a>(doc: &'a Value, file_suffix: &str, line: u32) -> Vec<&'a Va
         .expect("goroutines")
         .iter()
         .filter(|g| {
-            g["creation_site"]["file"].as_str().is_some_and(|f| f.ends_with(file_suffix))
+            g["creation_site"]["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with(file_suffix))
                 && g["creation_site"]["line"].as_u64() == Some(line as u64)
         })
         .collect()
@@ -29,7 +31,9 @@ fn site<'a>(doc: &'a Value, file_suffix: &str, line: u32) -> &'a Value {
         .expect("sites")
         .iter()
         .find(|s| {
-            s["site"]["file"].as_str().is_some_and(|f| f.ends_with(file_suffix))
+            s["site"]["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with(file_suffix))
                 && s["site"]["line"].as_u64() == Some(line as u64)
         })
         .unwrap_or_else(|| panic!("no site {file_suffix}:{line} in {}", doc["sites"]))
@@ -39,14 +43,30 @@ fn lifecycle_for(env: &TestEnv, version: &str) {
     eprintln!("--- Go {version}");
     let dump = std::env::temp_dir().join(format!("tracer-leaky-{version}.dump"));
     let mut cmd = Command::new(env.go_target(version, "leaky"));
-    cmd.args(["-spawn-on-signal", "-n", &N.to_string(), "-m", &M.to_string(), "-k", &K.to_string(), "-dump"])
-        .arg(&dump);
+    cmd.args([
+        "-spawn-on-signal",
+        "-n",
+        &N.to_string(),
+        "-m",
+        &M.to_string(),
+        "-k",
+        &K.to_string(),
+        "-dump",
+    ])
+    .arg(&dump);
     let mut target = Proc::start(cmd);
     target.stdout.expect("WAITING", Duration::from_secs(10));
     let inspected = inspect(env, target.pid);
 
     let mut tracer_cmd = env.tracer();
-    tracer_cmd.args(["attach", "--json", "--interval", "200ms", "--pid", &target.pid.to_string()]);
+    tracer_cmd.args([
+        "attach",
+        "--json",
+        "--interval",
+        "200ms",
+        "--pid",
+        &target.pid.to_string(),
+    ]);
     let mut tracer = Proc::start(tracer_cmd);
     // The first document means the probes are attached and the loop runs.
     tracer.stdout.expect("{", Duration::from_secs(30));
@@ -73,8 +93,16 @@ fn lifecycle_for(env: &TestEnv, version: &str) {
 
     let recv = goroutines_at(&last, file, recv_line);
     let select = goroutines_at(&last, file, select_line);
-    assert_eq!(recv.len(), N, "goroutines created at {file}:{recv_line}: {recv:#?}");
-    assert_eq!(select.len(), M, "goroutines created at {file}:{select_line}: {select:#?}");
+    assert_eq!(
+        recv.len(),
+        N,
+        "goroutines created at {file}:{recv_line}: {recv:#?}"
+    );
+    assert_eq!(
+        select.len(),
+        M,
+        "goroutines created at {file}:{select_line}: {select:#?}"
+    );
     for g in &recv {
         assert_eq!(g["state"], "waiting", "{g}");
         assert_eq!(g["wait_reason"], "chan receive", "{g}");
@@ -89,31 +117,61 @@ fn lifecycle_for(env: &TestEnv, version: &str) {
         assert_eq!(g["parent_goid"], spawner, "{g}");
         assert_eq!(g["start_function"], "main.blockSelect", "{g}");
     }
-    assert!(goroutines_at(&last, file, finish_line).is_empty(), "finished goroutines must not be live");
+    assert!(
+        goroutines_at(&last, file, finish_line).is_empty(),
+        "finished goroutines must not be live"
+    );
     let finished = site(&last, file, finish_line);
-    assert_eq!((finished["spawned"].as_u64(), finished["exited"].as_u64(), finished["live"].as_u64()), (Some(K as u64), Some(K as u64), Some(0)));
+    assert_eq!(
+        (
+            finished["spawned"].as_u64(),
+            finished["exited"].as_u64(),
+            finished["live"].as_u64()
+        ),
+        (Some(K as u64), Some(K as u64), Some(0))
+    );
     let blocked = site(&last, file, recv_line);
-    assert_eq!((blocked["spawned"].as_u64(), blocked["exited"].as_u64(), blocked["live"].as_u64()), (Some(N as u64), Some(0), Some(N as u64)));
+    assert_eq!(
+        (
+            blocked["spawned"].as_u64(),
+            blocked["exited"].as_u64(),
+            blocked["live"].as_u64()
+        ),
+        (Some(N as u64), Some(0), Some(N as u64))
+    );
     assert_eq!(last["totals"]["lost_events"], 0);
     assert_eq!(last["go_version"], format!("go{version}"));
 
     // The program's own view: same goids, same wait reasons, same sites.
     let dump_text = std::fs::read_to_string(&dump).expect("read goroutine dump");
     let dumped = parse_goroutine_dump(&dump_text);
-    for (tracer_set, line, reason) in [(&recv, recv_line, "chan receive"), (&select, select_line, "select")] {
+    for (tracer_set, line, reason) in [
+        (&recv, recv_line, "chan receive"),
+        (&select, select_line, "select"),
+    ] {
         let mut from_dump: Vec<u64> = dumped
             .iter()
-            .filter(|g| g.created_at.as_deref().is_some_and(|c| c.ends_with(&format!("{file}:{line}"))))
+            .filter(|g| {
+                g.created_at
+                    .as_deref()
+                    .is_some_and(|c| c.ends_with(&format!("{file}:{line}")))
+            })
             .inspect(|g| {
                 assert_eq!(g.reason, reason, "{g:?}");
                 assert_eq!(g.created_by_goid, Some(spawner), "{g:?}");
             })
             .map(|g| g.goid)
             .collect();
-        let mut from_tracer: Vec<u64> = tracer_set.iter().map(|g| g["goid"].as_u64().unwrap()).collect();
+        let mut from_tracer: Vec<u64> = tracer_set
+            .iter()
+            .map(|g| g["goid"].as_u64().unwrap())
+            .collect();
         from_dump.sort();
         from_tracer.sort();
-        assert_eq!(from_tracer, from_dump, "goids created at {file}:{line} (tracer vs pprof dump)");
+        assert_eq!(
+            from_tracer, from_dump,
+            "goids created at {file}:{line} (tracer vs pprof dump)"
+        );
     }
 
     assert_no_probes_left(Some((&inspected, target.pid)));

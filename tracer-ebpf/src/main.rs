@@ -37,8 +37,8 @@ mod probes {
     };
     use aya_log_ebpf::warn;
     use tracer_ebpf::{
-        EventHeader, EventKind, GoroutineEvent, ProbeConfig, EVENTS_RING_BYTES, FLAG_READ_FAILED,
-        counter,
+        counter, EventHeader, EventKind, GoroutineEvent, ProbeConfig, EVENTS_RING_BYTES,
+        FLAG_READ_FAILED,
     };
 
     #[unsafe(no_mangle)]
@@ -115,7 +115,12 @@ mod probes {
     #[inline(always)]
     fn submit(ctx: &ProbeContext, event: GoroutineEvent) {
         if event.flags & FLAG_READ_FAILED != 0 && bump(counter::READ_FAILED) == 0 {
-            warn!(ctx, "first unreadable runtime.g field (kind {}, g {:x})", event.header.kind, event.g_addr);
+            warn!(
+                ctx,
+                "first unreadable runtime.g field (kind {}, g {:x})",
+                event.header.kind,
+                event.g_addr
+            );
         }
         if EVENTS.output::<GoroutineEvent>(&event, 0).is_err() {
             bump(counter::RINGBUF_FULL);
@@ -141,7 +146,9 @@ mod probes {
     #[uprobe]
     pub fn goroutine_spawn(ctx: ProbeContext) -> u32 {
         let cfg = config();
-        let Some(tid) = target_tid(&cfg) else { return 0 };
+        let Some(tid) = target_tid(&cfg) else {
+            return 0;
+        };
         bump(counter::SPAWN_HITS);
         let newg = regs(&ctx).rax;
         let mut flags = 0;
@@ -163,7 +170,9 @@ mod probes {
     #[uprobe]
     pub fn goroutine_park(ctx: ProbeContext) -> u32 {
         let cfg = config();
-        let Some(tid) = target_tid(&cfg) else { return 0 };
+        let Some(tid) = target_tid(&cfg) else {
+            return 0;
+        };
         bump(counter::PARK_HITS);
         let r = regs(&ctx);
         let g = r.r14;
@@ -184,7 +193,9 @@ mod probes {
     #[uprobe]
     pub fn goroutine_ready(ctx: ProbeContext) -> u32 {
         let cfg = config();
-        let Some(tid) = target_tid(&cfg) else { return 0 };
+        let Some(tid) = target_tid(&cfg) else {
+            return 0;
+        };
         bump(counter::READY_HITS);
         let r = regs(&ctx);
         let gp = r.rax;
@@ -192,8 +203,16 @@ mod probes {
         // R14 is g0 on the system stack (or the user g itself); either way
         // g.m.curg is the goroutine whose code made `gp` runnable.
         let m: u64 = read(r.r14, cfg.g_m, &mut flags);
-        let curg: u64 = if m == 0 { 0 } else { read(m, cfg.m_curg, &mut flags) };
-        let waker = if curg == 0 { 0 } else { read(curg, cfg.g_goid, &mut flags) };
+        let curg: u64 = if m == 0 {
+            0
+        } else {
+            read(m, cfg.m_curg, &mut flags)
+        };
+        let waker = if curg == 0 {
+            0
+        } else {
+            read(curg, cfg.g_goid, &mut flags)
+        };
         let event = GoroutineEvent {
             header: header(EventKind::Ready, tid),
             goid: read(gp, cfg.g_goid, &mut flags),
@@ -209,7 +228,9 @@ mod probes {
     #[uprobe]
     pub fn goroutine_exit(ctx: ProbeContext) -> u32 {
         let cfg = config();
-        let Some(tid) = target_tid(&cfg) else { return 0 };
+        let Some(tid) = target_tid(&cfg) else {
+            return 0;
+        };
         bump(counter::EXIT_HITS);
         let g = regs(&ctx).r14;
         let mut flags = 0;
@@ -240,6 +261,8 @@ mod probes {
 /// for the BPF target alone.
 #[cfg(not(target_arch = "bpf"))]
 fn main() {
-    eprintln!("tracer-probes is an eBPF object: build it for bpfel-unknown-none (cargo xtask build)");
+    eprintln!(
+        "tracer-probes is an eBPF object: build it for bpfel-unknown-none (cargo xtask build)"
+    );
     std::process::exit(2);
 }

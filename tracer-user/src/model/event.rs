@@ -85,7 +85,8 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
 }
 
 fn from_raw(raw: &GoroutineEvent) -> Result<Event, DecodeError> {
-    let kind = EventKind::from_u32(raw.header.kind).ok_or(DecodeError::UnknownKind(raw.header.kind))?;
+    let kind =
+        EventKind::from_u32(raw.header.kind).ok_or(DecodeError::UnknownKind(raw.header.kind))?;
     if raw.flags & FLAG_READ_FAILED != 0 && raw.goid == 0 {
         return Err(DecodeError::Unreadable(raw.g_addr));
     }
@@ -110,9 +111,16 @@ fn from_raw(raw: &GoroutineEvent) -> Result<Event, DecodeError> {
             waker: (raw.other_goid != 0).then_some(raw.other_goid),
             g_addr: raw.g_addr,
         },
-        EventKind::Exit => EventBody::Exit { goid: raw.goid, g_addr: raw.g_addr },
+        EventKind::Exit => EventBody::Exit {
+            goid: raw.goid,
+            g_addr: raw.g_addr,
+        },
     };
-    Ok(Event { ts_ns: raw.header.ts_ns, tid: raw.header.tid, body })
+    Ok(Event {
+        ts_ns: raw.header.ts_ns,
+        tid: raw.header.tid,
+        body,
+    })
 }
 
 #[cfg(test)]
@@ -123,7 +131,10 @@ mod tests {
     fn bytes(ev: &GoroutineEvent) -> Vec<u8> {
         // SAFETY: GoroutineEvent is repr(C) plain data without padding.
         unsafe {
-            std::slice::from_raw_parts((ev as *const GoroutineEvent).cast::<u8>(), GOROUTINE_EVENT_SIZE)
+            std::slice::from_raw_parts(
+                (ev as *const GoroutineEvent).cast::<u8>(),
+                GOROUTINE_EVENT_SIZE,
+            )
         }
         .to_vec()
     }
@@ -144,7 +155,11 @@ mod tests {
     #[test]
     fn decodes_each_kind() {
         let mut raw = GoroutineEvent {
-            header: EventHeader { kind: EventKind::Spawn as u32, tid: 7, ts_ns: 100 },
+            header: EventHeader {
+                kind: EventKind::Spawn as u32,
+                tid: 7,
+                ts_ns: 100,
+            },
             goid: 42,
             other_goid: 1,
             pc: 0x4a0000,
@@ -157,22 +172,52 @@ mod tests {
         let ev = decode_event(&bytes(&raw)).unwrap();
         assert_eq!(ev.ts_ns, 100);
         assert_eq!(ev.tid, 7);
-        assert!(matches!(ev.body, EventBody::Spawn { goid: 42, parent_goid: 1, gopc: 0x4a0000, status: 1, .. }));
+        assert!(matches!(
+            ev.body,
+            EventBody::Spawn {
+                goid: 42,
+                parent_goid: 1,
+                gopc: 0x4a0000,
+                status: 1,
+                ..
+            }
+        ));
 
         raw.header.kind = EventKind::Park as u32;
         raw.code = 14;
         raw.arg = 0xc000002000;
         let ev = decode_event(&bytes(&raw)).unwrap();
-        assert_eq!(ev.body, EventBody::Park { goid: 42, reason: 14, lock: 0xc000002000, g_addr: 0xc000001000 });
+        assert_eq!(
+            ev.body,
+            EventBody::Park {
+                goid: 42,
+                reason: 14,
+                lock: 0xc000002000,
+                g_addr: 0xc000001000
+            }
+        );
 
         raw.header.kind = EventKind::Ready as u32;
         raw.other_goid = 0;
         let ev = decode_event(&bytes(&raw)).unwrap();
-        assert_eq!(ev.body, EventBody::Ready { goid: 42, waker: None, g_addr: 0xc000001000 });
+        assert_eq!(
+            ev.body,
+            EventBody::Ready {
+                goid: 42,
+                waker: None,
+                g_addr: 0xc000001000
+            }
+        );
 
         raw.header.kind = EventKind::Exit as u32;
         let ev = decode_event(&bytes(&raw)).unwrap();
-        assert_eq!(ev.body, EventBody::Exit { goid: 42, g_addr: 0xc000001000 });
+        assert_eq!(
+            ev.body,
+            EventBody::Exit {
+                goid: 42,
+                g_addr: 0xc000001000
+            }
+        );
     }
 
     #[test]
@@ -180,16 +225,28 @@ mod tests {
         assert_eq!(decode_event(&[0u8; 10]), Err(DecodeError::BadSize(10)));
         assert_eq!(decode_event(&[]), Err(DecodeError::BadSize(0)));
         let raw = GoroutineEvent {
-            header: EventHeader { kind: 99, ..Default::default() },
+            header: EventHeader {
+                kind: 99,
+                ..Default::default()
+            },
             ..Default::default()
         };
-        assert_eq!(decode_event(&bytes(&raw)), Err(DecodeError::UnknownKind(99)));
+        assert_eq!(
+            decode_event(&bytes(&raw)),
+            Err(DecodeError::UnknownKind(99))
+        );
         let raw = GoroutineEvent {
-            header: EventHeader { kind: EventKind::Park as u32, ..Default::default() },
+            header: EventHeader {
+                kind: EventKind::Park as u32,
+                ..Default::default()
+            },
             g_addr: 0x10,
             flags: FLAG_READ_FAILED,
             ..Default::default()
         };
-        assert_eq!(decode_event(&bytes(&raw)), Err(DecodeError::Unreadable(0x10)));
+        assert_eq!(
+            decode_event(&bytes(&raw)),
+            Err(DecodeError::Unreadable(0x10))
+        );
     }
 }

@@ -155,7 +155,10 @@ impl GoroutineTable {
     }
 
     pub fn totals(&self) -> Totals {
-        Totals { live: self.goroutines.len() as u64, ..self.totals }
+        Totals {
+            live: self.goroutines.len() as u64,
+            ..self.totals
+        }
     }
 
     /// Timestamp of the newest event applied.
@@ -184,10 +187,30 @@ impl GoroutineTable {
             return;
         }
         match ev.body {
-            EventBody::Spawn { goid, parent_goid, gopc, start_pc, g_addr, status, wait_reason } => {
-                self.spawn(ev.ts_ns, goid, parent_goid, gopc, start_pc, g_addr, status, wait_reason)
-            }
-            EventBody::Park { goid, reason, lock, g_addr } => {
+            EventBody::Spawn {
+                goid,
+                parent_goid,
+                gopc,
+                start_pc,
+                g_addr,
+                status,
+                wait_reason,
+            } => self.spawn(
+                ev.ts_ns,
+                goid,
+                parent_goid,
+                gopc,
+                start_pc,
+                g_addr,
+                status,
+                wait_reason,
+            ),
+            EventBody::Park {
+                goid,
+                reason,
+                lock,
+                g_addr,
+            } => {
                 self.totals.parks += 1;
                 let g = self.get_or_pre_attach(goid, g_addr, ev.ts_ns);
                 if g.state == GoroutineState::Waiting
@@ -205,7 +228,11 @@ impl GoroutineTable {
                 g.wait_object = Some(lock);
                 g.parked_since_ns = Some(ev.ts_ns);
             }
-            EventBody::Ready { goid, waker, g_addr } => {
+            EventBody::Ready {
+                goid,
+                waker,
+                g_addr,
+            } => {
                 self.totals.wakes += 1;
                 let g = self.get_or_pre_attach(goid, g_addr, ev.ts_ns);
                 g.state = GoroutineState::Runnable;
@@ -254,7 +281,11 @@ impl GoroutineTable {
             gopc: Some(gopc),
             start_pc: Some(start_pc),
             g_addr,
-            state: if waiting { GoroutineState::Waiting } else { GoroutineState::Runnable },
+            state: if waiting {
+                GoroutineState::Waiting
+            } else {
+                GoroutineState::Runnable
+            },
             wait_reason: waiting.then_some(wait_reason),
             wait_object: None,
             created_at_ns: Some(ts_ns),
@@ -357,16 +388,46 @@ mod tests {
     const G: u64 = 0xc000_0010_00;
 
     fn ev(ts_ns: u64, body: EventBody) -> Event {
-        Event { ts_ns, tid: 1, body }
+        Event {
+            ts_ns,
+            tid: 1,
+            body,
+        }
     }
     fn spawn(ts: u64, goid: u64, parent: u64, gopc: u64) -> Event {
-        ev(ts, EventBody::Spawn { goid, parent_goid: parent, gopc, start_pc: 0x5000, g_addr: G, status: 1, wait_reason: 0 })
+        ev(
+            ts,
+            EventBody::Spawn {
+                goid,
+                parent_goid: parent,
+                gopc,
+                start_pc: 0x5000,
+                g_addr: G,
+                status: 1,
+                wait_reason: 0,
+            },
+        )
     }
     fn park(ts: u64, goid: u64, reason: u8) -> Event {
-        ev(ts, EventBody::Park { goid, reason, lock: 0xc0000a0000, g_addr: G })
+        ev(
+            ts,
+            EventBody::Park {
+                goid,
+                reason,
+                lock: 0xc0000a0000,
+                g_addr: G,
+            },
+        )
     }
     fn ready(ts: u64, goid: u64, waker: Option<u64>) -> Event {
-        ev(ts, EventBody::Ready { goid, waker, g_addr: G })
+        ev(
+            ts,
+            EventBody::Ready {
+                goid,
+                waker,
+                g_addr: G,
+            },
+        )
     }
     fn exit(ts: u64, goid: u64) -> Event {
         ev(ts, EventBody::Exit { goid, g_addr: G })
@@ -392,31 +453,70 @@ mod tests {
         assert_eq!(t.get(1).unwrap().state, GoroutineState::Running);
         assert_eq!(t.totals().spawned, 1);
         let sites: Vec<_> = t.sites().collect();
-        assert_eq!(sites, vec![(0x4000, &SiteStats { spawned: 1, exited: 0, live: 1 })]);
+        assert_eq!(
+            sites,
+            vec![(
+                0x4000,
+                &SiteStats {
+                    spawned: 1,
+                    exited: 0,
+                    live: 1
+                }
+            )]
+        );
     }
 
     #[test]
     fn park_then_ready_then_exit_is_the_full_lifecycle() {
         let mut t = table(&[spawn(10, 2, 1, 0x4000), park(20, 2, 7)]);
         let g = t.get(2).unwrap();
-        assert_eq!((g.state, g.wait_reason, g.parked_since_ns), (GoroutineState::Waiting, Some(7), Some(20)));
+        assert_eq!(
+            (g.state, g.wait_reason, g.parked_since_ns),
+            (GoroutineState::Waiting, Some(7), Some(20))
+        );
         assert_eq!(g.wait_object, Some(0xc0000a0000));
 
         t.apply(&ready(30, 2, Some(1)));
         let g = t.get(2).unwrap();
-        assert_eq!((g.state, g.wait_reason, g.parked_since_ns), (GoroutineState::Runnable, None, None));
+        assert_eq!(
+            (g.state, g.wait_reason, g.parked_since_ns),
+            (GoroutineState::Runnable, None, None)
+        );
         assert_eq!((g.wake_count, g.last_waker), (1, Some(1)));
 
         t.apply(&exit(40, 2));
         assert!(t.get(2).is_none());
         let totals = t.totals();
-        assert_eq!((totals.live, totals.spawned, totals.exited, totals.parks, totals.wakes), (0, 1, 1, 1, 1));
-        assert_eq!(t.sites().next().unwrap().1, &SiteStats { spawned: 1, exited: 1, live: 0 });
+        assert_eq!(
+            (
+                totals.live,
+                totals.spawned,
+                totals.exited,
+                totals.parks,
+                totals.wakes
+            ),
+            (0, 1, 1, 1, 1)
+        );
+        assert_eq!(
+            t.sites().next().unwrap().1,
+            &SiteStats {
+                spawned: 1,
+                exited: 1,
+                live: 0
+            }
+        );
     }
 
     #[test]
     fn a_waker_is_marked_running() {
-        let t = table(&[spawn(1, 2, 1, 0x4000), spawn(2, 3, 1, 0x4000), park(3, 2, 7), park(4, 3, 7), ready(5, 3, None), ready(6, 2, Some(3))]);
+        let t = table(&[
+            spawn(1, 2, 1, 0x4000),
+            spawn(2, 3, 1, 0x4000),
+            park(3, 2, 7),
+            park(4, 3, 7),
+            ready(5, 3, None),
+            ready(6, 2, Some(3)),
+        ]);
         assert_eq!(t.get(3).unwrap().state, GoroutineState::Running);
         assert_eq!(t.get(2).unwrap().state, GoroutineState::Runnable);
     }
@@ -426,29 +526,62 @@ mod tests {
         let t = table(&[park(10, 7, 3), ready(20, 8, Some(7)), exit(30, 9)]);
         let parked = t.get(7).unwrap();
         assert_eq!(parked.origin, Origin::PreAttach);
-        assert_eq!((parked.gopc, parked.created_at_ns, parked.first_seen_ns), (None, None, 10));
-        assert_eq!(parked.state, GoroutineState::Running, "it woke goroutine 8 after parking");
+        assert_eq!(
+            (parked.gopc, parked.created_at_ns, parked.first_seen_ns),
+            (None, None, 10)
+        );
+        assert_eq!(
+            parked.state,
+            GoroutineState::Running,
+            "it woke goroutine 8 after parking"
+        );
         let woken = t.get(8).unwrap();
-        assert_eq!((woken.origin, woken.state, woken.wake_count), (Origin::PreAttach, GoroutineState::Runnable, 1));
+        assert_eq!(
+            (woken.origin, woken.state, woken.wake_count),
+            (Origin::PreAttach, GoroutineState::Runnable, 1)
+        );
         let totals = t.totals();
         assert_eq!(totals.live, 2);
         assert_eq!(totals.pre_attach_seen, 2);
-        assert_eq!((totals.exited, totals.pre_attach_exited), (1, 1), "exit of an unseen goroutine is counted");
+        assert_eq!(
+            (totals.exited, totals.pre_attach_exited),
+            (1, 1),
+            "exit of an unseen goroutine is counted"
+        );
     }
 
     #[test]
     fn exit_of_a_pre_attach_goroutine_seen_earlier_counts_once() {
         let t = table(&[park(10, 7, 3), exit(20, 7)]);
         let totals = t.totals();
-        assert_eq!((totals.live, totals.exited, totals.pre_attach_exited, totals.spawned), (0, 1, 1, 0));
+        assert_eq!(
+            (
+                totals.live,
+                totals.exited,
+                totals.pre_attach_exited,
+                totals.spawned
+            ),
+            (0, 1, 1, 0)
+        );
         assert_eq!(t.sites().count(), 0);
     }
 
     #[test]
     fn repeated_entry_events_are_idempotent() {
-        let t = table(&[spawn(1, 2, 1, 0x4000), spawn(1, 2, 1, 0x4000), park(2, 2, 7), park(3, 2, 7), exit(4, 5), exit(4, 5)]);
+        let t = table(&[
+            spawn(1, 2, 1, 0x4000),
+            spawn(1, 2, 1, 0x4000),
+            park(2, 2, 7),
+            park(3, 2, 7),
+            exit(4, 5),
+            exit(4, 5),
+        ]);
         let g = t.get(2).unwrap();
-        assert_eq!(g.parked_since_ns, Some(2), "second park of the same wait keeps the first timestamp");
+        assert_eq!(
+            g.parked_since_ns,
+            Some(2),
+            "second park of the same wait keeps the first timestamp"
+        );
         let totals = t.totals();
         assert_eq!((totals.spawned, totals.parks, totals.exited), (1, 1, 1));
         assert_eq!(totals.duplicate_events, 3);
@@ -456,16 +589,33 @@ mod tests {
 
     #[test]
     fn spawned_parked_goroutines_start_waiting() {
-        let t = table(&[ev(1, EventBody::Spawn { goid: 4, parent_goid: 1, gopc: 0x10, start_pc: 0x20, g_addr: G, status: 4, wait_reason: 9 })]);
+        let t = table(&[ev(
+            1,
+            EventBody::Spawn {
+                goid: 4,
+                parent_goid: 1,
+                gopc: 0x10,
+                start_pc: 0x20,
+                g_addr: G,
+                status: 4,
+                wait_reason: 9,
+            },
+        )]);
         let g = t.get(4).unwrap();
-        assert_eq!((g.state, g.wait_reason, g.parked_since_ns), (GoroutineState::Waiting, Some(9), Some(1)));
+        assert_eq!(
+            (g.state, g.wait_reason, g.parked_since_ns),
+            (GoroutineState::Waiting, Some(9), Some(1))
+        );
     }
 
     #[test]
     fn spawn_after_an_out_of_order_park_merges() {
         let t = table(&[park(11, 2, 7), spawn(10, 2, 1, 0x4000)]);
         let g = t.get(2).unwrap();
-        assert_eq!((g.origin, g.state, g.wait_reason), (Origin::Traced, GoroutineState::Waiting, Some(7)));
+        assert_eq!(
+            (g.origin, g.state, g.wait_reason),
+            (Origin::Traced, GoroutineState::Waiting, Some(7))
+        );
         assert_eq!(t.totals().pre_attach_seen, 0);
         assert_eq!(t.totals().live, 1);
     }
@@ -487,9 +637,35 @@ mod tests {
 
     #[test]
     fn per_site_counts_follow_spawns_and_exits() {
-        let t = table(&[spawn(1, 2, 1, 0xa), spawn(2, 3, 1, 0xa), spawn(3, 4, 1, 0xb), exit(4, 2), exit(5, 4)]);
+        let t = table(&[
+            spawn(1, 2, 1, 0xa),
+            spawn(2, 3, 1, 0xa),
+            spawn(3, 4, 1, 0xb),
+            exit(4, 2),
+            exit(5, 4),
+        ]);
         let mut sites: Vec<_> = t.sites().map(|(pc, s)| (pc, *s)).collect();
         sites.sort_by_key(|(pc, _)| *pc);
-        assert_eq!(sites, vec![(0xa, SiteStats { spawned: 2, exited: 1, live: 1 }), (0xb, SiteStats { spawned: 1, exited: 1, live: 0 })]);
+        assert_eq!(
+            sites,
+            vec![
+                (
+                    0xa,
+                    SiteStats {
+                        spawned: 2,
+                        exited: 1,
+                        live: 1
+                    }
+                ),
+                (
+                    0xb,
+                    SiteStats {
+                        spawned: 1,
+                        exited: 1,
+                        live: 0
+                    }
+                )
+            ]
+        );
     }
 }

@@ -19,7 +19,8 @@ use tracer_ebpf::{counter, program, ProbeConfig, COUNTERS_MAP, EVENTS_MAP, PROBE
 use crate::target::{Placement, ProbePoint, Target};
 
 /// The probes object built by `build.rs` (empty when built with AYA_BUILD_SKIP).
-static PROBES_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-probes"));
+static PROBES_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tracer-probes"));
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProbeError {
@@ -122,7 +123,9 @@ pub fn has_privileges() -> bool {
     const CAP_SYS_ADMIN: u32 = 21;
     const CAP_PERFMON: u32 = 38;
     const CAP_BPF: u32 = 39;
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return false };
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
     let Some(cap_eff) = status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
@@ -176,15 +179,25 @@ impl ProbeSession {
                 .ok_or(ProbeError::MissingProgram { name })?
                 .try_into()
                 .map_err(|source| ProbeError::Verify { name, source })?;
-            prog.load().map_err(|source| ProbeError::Verify { name, source })?;
+            prog.load()
+                .map_err(|source| ProbeError::Verify { name, source })?;
             for point in points {
-                prog.attach(point.file_offset, &target.attach_path, UProbeScope::OneProcess(pid_nz))
-                    .map_err(|source| {
-                        if !crate::target::process_is_alive(pid) {
-                            return ProbeError::TargetExited { pid };
-                        }
-                        ProbeError::Attach { name, function: point.function.clone(), offset: point.file_offset, source }
-                    })?;
+                prog.attach(
+                    point.file_offset,
+                    &target.attach_path,
+                    UProbeScope::OneProcess(pid_nz),
+                )
+                .map_err(|source| {
+                    if !crate::target::process_is_alive(pid) {
+                        return ProbeError::TargetExited { pid };
+                    }
+                    ProbeError::Attach {
+                        name,
+                        function: point.function.clone(),
+                        offset: point.file_offset,
+                        source,
+                    }
+                })?;
                 attached.push(AttachedProbe {
                     program: name,
                     function: point.function.clone(),
@@ -194,12 +207,29 @@ impl ProbeSession {
                 });
             }
         }
-        let events = ebpf.take_map(EVENTS_MAP).ok_or(ProbeError::MissingMap { name: EVENTS_MAP })?;
-        let events = RingBuf::try_from(events).map_err(|source| ProbeError::Map { name: EVENTS_MAP, source })?;
-        let counters = ebpf.take_map(COUNTERS_MAP).ok_or(ProbeError::MissingMap { name: COUNTERS_MAP })?;
-        let counters =
-            PerCpuArray::try_from(counters).map_err(|source| ProbeError::Map { name: COUNTERS_MAP, source })?;
-        Ok((Self { ebpf: Some(ebpf), logger, counters, attached }, events))
+        let events = ebpf
+            .take_map(EVENTS_MAP)
+            .ok_or(ProbeError::MissingMap { name: EVENTS_MAP })?;
+        let events = RingBuf::try_from(events).map_err(|source| ProbeError::Map {
+            name: EVENTS_MAP,
+            source,
+        })?;
+        let counters = ebpf
+            .take_map(COUNTERS_MAP)
+            .ok_or(ProbeError::MissingMap { name: COUNTERS_MAP })?;
+        let counters = PerCpuArray::try_from(counters).map_err(|source| ProbeError::Map {
+            name: COUNTERS_MAP,
+            source,
+        })?;
+        Ok((
+            Self {
+                ebpf: Some(ebpf),
+                logger,
+                counters,
+                attached,
+            },
+            events,
+        ))
     }
 
     pub fn attached(&self) -> &[AttachedProbe] {
@@ -209,7 +239,10 @@ impl ProbeSession {
     /// Reads the probes' cumulative counters, summed over CPUs.
     pub fn counters(&self) -> ProbeCounters {
         let read = |index: u32| -> u64 {
-            self.counters.get(&index, 0).map(|per_cpu| per_cpu.iter().sum()).unwrap_or(0)
+            self.counters
+                .get(&index, 0)
+                .map(|per_cpu| per_cpu.iter().sum())
+                .unwrap_or(0)
         };
         ProbeCounters {
             spawn_hits: read(counter::SPAWN_HITS),

@@ -84,9 +84,18 @@ impl SnapshotContext<'_> {
     fn location(&self, runtime_pc: u64, creation: bool) -> Option<SourceLocation> {
         let pc = runtime_pc.checked_sub(self.target.load_bias)?;
         let sym = &self.target.symbolizer;
-        let frame = if creation { sym.creation_site(pc) } else { sym.frames(pc).into_iter().next() };
+        let frame = if creation {
+            sym.creation_site(pc)
+        } else {
+            sym.frames(pc).into_iter().next()
+        };
         let frame = frame?;
-        Some(SourceLocation { pc: format!("{runtime_pc:#x}"), function: frame.function, file: frame.file, line: frame.line })
+        Some(SourceLocation {
+            pc: format!("{runtime_pc:#x}"),
+            function: frame.function,
+            file: frame.file,
+            line: frame.line,
+        })
     }
 
     fn wait_reason(&self, code: u8) -> String {
@@ -113,7 +122,12 @@ impl SnapshotContext<'_> {
             *by_state.entry(self.state_label(g)).or_insert(0) += 1;
         }
         let mut sites: Vec<(u64, SiteStats)> = table.sites().map(|(pc, s)| (pc, *s)).collect();
-        sites.sort_by(|a, b| b.1.live.cmp(&a.1.live).then(b.1.spawned.cmp(&a.1.spawned)).then(a.0.cmp(&b.0)));
+        sites.sort_by(|a, b| {
+            b.1.live
+                .cmp(&a.1.live)
+                .then(b.1.spawned.cmp(&a.1.spawned))
+                .then(a.0.cmp(&b.0))
+        });
         let sites = sites
             .into_iter()
             .map(|(pc, stats)| SiteReport {
@@ -129,14 +143,20 @@ impl SnapshotContext<'_> {
                 state: g.state,
                 wait_reason: g.wait_reason.map(|c| self.wait_reason(c)),
                 wait_reason_code: g.wait_reason,
-                creation_site: g.gopc.map(|pc| self.location(pc, true).unwrap_or_else(|| unknown(pc))),
+                creation_site: g
+                    .gopc
+                    .map(|pc| self.location(pc, true).unwrap_or_else(|| unknown(pc))),
                 start_function: g.start_pc.and_then(|pc| {
-                    self.target.symbolizer.function_name(pc.checked_sub(self.target.load_bias)?)
+                    self.target
+                        .symbolizer
+                        .function_name(pc.checked_sub(self.target.load_bias)?)
                 }),
                 created_at_ns: g.created_at_ns,
                 first_seen_ns: g.first_seen_ns,
                 parked_since_ns: g.parked_since_ns,
-                waiting_s: g.parked_since_ns.map(|t| seconds(self.now_ns.saturating_sub(t))),
+                waiting_s: g
+                    .parked_since_ns
+                    .map(|t| seconds(self.now_ns.saturating_sub(t))),
                 wake_count: g.wake_count,
                 last_waker: g.last_waker,
                 origin: g.origin,
@@ -159,7 +179,12 @@ impl SnapshotContext<'_> {
 }
 
 fn unknown(pc: u64) -> SourceLocation {
-    SourceLocation { pc: format!("{pc:#x}"), function: "?".into(), file: None, line: None }
+    SourceLocation {
+        pc: format!("{pc:#x}"),
+        function: "?".into(),
+        file: None,
+        line: None,
+    }
 }
 
 fn seconds(ns: u64) -> f64 {
@@ -182,10 +207,19 @@ impl SourceLocation {
 /// The compact human summary printed once per interval without `--json`.
 pub fn human_line(s: &Snapshot, previous: Option<&Totals>) -> String {
     let t = &s.totals;
-    let (dspawn, dexit) = previous.map_or((t.spawned, t.exited), |p| (t.spawned - p.spawned.min(t.spawned), t.exited - p.exited.min(t.exited)));
+    let (dspawn, dexit) = previous.map_or((t.spawned, t.exited), |p| {
+        (
+            t.spawned - p.spawned.min(t.spawned),
+            t.exited - p.exited.min(t.exited),
+        )
+    });
     let mut states: Vec<(&String, &u64)> = s.by_state.iter().collect();
     states.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-    let states: Vec<String> = states.iter().take(4).map(|(k, v)| format!("{k} {v}")).collect();
+    let states: Vec<String> = states
+        .iter()
+        .take(4)
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     let mut line = format!(
         "[{:>7.1}s] live {} (+{} -{})  {}",
         s.elapsed_s,
@@ -195,7 +229,11 @@ pub fn human_line(s: &Snapshot, previous: Option<&Totals>) -> String {
         states.join(", ")
     );
     if let Some(top) = s.sites.iter().find(|site| site.stats.live > 0) {
-        line.push_str(&format!("  | top site {} live {}", top.site.short(), top.stats.live));
+        line.push_str(&format!(
+            "  | top site {} live {}",
+            top.site.short(),
+            top.stats.live
+        ));
     }
     if t.lost_events > 0 {
         line.push_str(&format!("  | LOST {} events", t.lost_events));
@@ -230,7 +268,12 @@ pub fn human_final(s: &Snapshot) -> String {
             out.push_str(&format!("    {n:>8}  {state}\n"));
         }
     }
-    let live_sites: Vec<&SiteReport> = s.sites.iter().filter(|site| site.stats.live > 0).take(10).collect();
+    let live_sites: Vec<&SiteReport> = s
+        .sites
+        .iter()
+        .filter(|site| site.stats.live > 0)
+        .take(10)
+        .collect();
     if !live_sites.is_empty() {
         out.push_str("  creation sites with live goroutines:\n");
         for site in live_sites {

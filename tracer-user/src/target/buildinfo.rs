@@ -21,7 +21,7 @@ const FLAG_INLINE_STRINGS: u8 = 0x2;
 const FLAG_BIG_ENDIAN: u8 = 0x1;
 
 /// A released Go version, e.g. `go1.26.6`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct GoVersion {
     pub major: u32,
     pub minor: u32,
@@ -35,12 +35,17 @@ impl GoVersion {
     /// Parses a `runtime.Version()` string. Release candidates, betas and
     /// development builds are rejected with the reason.
     pub fn parse(raw: &str) -> Result<GoVersion, VersionError> {
-        let err = |reason: &'static str| VersionError { version: raw.to_string(), reason };
+        let err = |reason: &'static str| VersionError {
+            version: raw.to_string(),
+            reason,
+        };
         let first = raw.split_whitespace().next().unwrap_or("");
         if raw.starts_with("devel") {
             return Err(err("development builds of Go are not supported"));
         }
-        let numbers = first.strip_prefix("go").ok_or_else(|| err("not a Go version string"))?;
+        let numbers = first
+            .strip_prefix("go")
+            .ok_or_else(|| err("not a Go version string"))?;
         if numbers.contains("rc") || numbers.contains("beta") {
             return Err(err("pre-release builds of Go are not supported"));
         }
@@ -48,9 +53,10 @@ impl GoVersion {
         let mut number = || -> Result<Option<u32>, VersionError> {
             match parts.next() {
                 None => Ok(None),
-                Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
-                    p.parse().map(Some).map_err(|_| err("version number out of range"))
-                }
+                Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| err("version number out of range")),
                 Some(_) => Err(err("unrecognized version format")),
             }
         };
@@ -60,7 +66,12 @@ impl GoVersion {
         if number()?.is_some() {
             return Err(err("unrecognized version format"));
         }
-        Ok(GoVersion { major, minor, patch, raw: raw.to_string() })
+        Ok(GoVersion {
+            major,
+            minor,
+            patch,
+            raw: raw.to_string(),
+        })
     }
 
     /// Whether the tracer knows this runtime (Go 1.21 to 1.27).
@@ -116,7 +127,11 @@ pub fn version_string(section: &[u8]) -> Result<String, BuildInfoError> {
     // but search like debug/buildinfo does in case of padding.
     let start = (0..section.len())
         .step_by(16)
-        .find(|&at| section.get(at..).is_some_and(|rest| rest.starts_with(MAGIC)))
+        .find(|&at| {
+            section
+                .get(at..)
+                .is_some_and(|rest| rest.starts_with(MAGIC))
+        })
         .ok_or(BuildInfoError::NoMagic)?;
     let header = section
         .get(start..start + HEADER_LEN)
@@ -126,22 +141,29 @@ pub fn version_string(section: &[u8]) -> Result<String, BuildInfoError> {
         return Err(BuildInfoError::PointerFormat);
     }
     if flags & FLAG_BIG_ENDIAN != 0 {
-        return Err(BuildInfoError::Malformed("big-endian build info on an amd64 binary"));
+        return Err(BuildInfoError::Malformed(
+            "big-endian build info on an amd64 binary",
+        ));
     }
     let mut rest = &section[start + HEADER_LEN..];
     let version = read_varint_string(&mut rest)?;
     if version.is_empty() {
         return Err(BuildInfoError::Malformed("empty version string"));
     }
-    String::from_utf8(version.to_vec()).map_err(|_| BuildInfoError::Malformed("version is not UTF-8"))
+    String::from_utf8(version.to_vec())
+        .map_err(|_| BuildInfoError::Malformed("version is not UTF-8"))
 }
 
 /// Reads a uvarint length followed by that many bytes, advancing `data`.
 fn read_varint_string<'a>(data: &mut &'a [u8]) -> Result<&'a [u8], BuildInfoError> {
     let (len, used) = uvarint(data).ok_or(BuildInfoError::Malformed("bad string length"))?;
-    let rest = data.get(used..).ok_or(BuildInfoError::Malformed("bad string length"))?;
+    let rest = data
+        .get(used..)
+        .ok_or(BuildInfoError::Malformed("bad string length"))?;
     let len = usize::try_from(len).map_err(|_| BuildInfoError::Malformed("string too long"))?;
-    let bytes = rest.get(..len).ok_or(BuildInfoError::Malformed("truncated string"))?;
+    let bytes = rest
+        .get(..len)
+        .ok_or(BuildInfoError::Malformed("truncated string"))?;
     *data = &rest[len..];
     Ok(bytes)
 }
@@ -223,19 +245,40 @@ mod tests {
     fn rejects_malformed_blobs() {
         assert_eq!(version_string(b""), Err(BuildInfoError::NoMagic));
         assert_eq!(version_string(&[0u8; 64]), Err(BuildInfoError::NoMagic));
-        assert_eq!(version_string(&blob(0x0, &[])), Err(BuildInfoError::PointerFormat));
-        assert!(matches!(version_string(&blob(0x2, &[])), Err(BuildInfoError::Malformed(_))));
-        assert!(matches!(version_string(&blob(0x2, &[b""])), Err(BuildInfoError::Malformed(_))));
-        assert!(matches!(version_string(&MAGIC[..]), Err(BuildInfoError::Malformed(_))));
+        assert_eq!(
+            version_string(&blob(0x0, &[])),
+            Err(BuildInfoError::PointerFormat)
+        );
+        assert!(matches!(
+            version_string(&blob(0x2, &[])),
+            Err(BuildInfoError::Malformed(_))
+        ));
+        assert!(matches!(
+            version_string(&blob(0x2, &[b""])),
+            Err(BuildInfoError::Malformed(_))
+        ));
+        assert!(matches!(
+            version_string(&MAGIC[..]),
+            Err(BuildInfoError::Malformed(_))
+        ));
         // Length larger than the data.
         let mut truncated = blob(0x2, &[b"go1.26.6"]);
         truncated.truncate(truncated.len() - 2);
-        assert!(matches!(version_string(&truncated), Err(BuildInfoError::Malformed(_))));
+        assert!(matches!(
+            version_string(&truncated),
+            Err(BuildInfoError::Malformed(_))
+        ));
         // Huge varint length.
         let mut huge = blob(0x2, &[]);
         huge.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
-        assert!(matches!(version_string(&huge), Err(BuildInfoError::Malformed(_))));
-        assert!(matches!(version_string(&blob(0x3, &[b"go1.26.6"])), Err(BuildInfoError::Malformed(_))));
+        assert!(matches!(
+            version_string(&huge),
+            Err(BuildInfoError::Malformed(_))
+        ));
+        assert!(matches!(
+            version_string(&blob(0x3, &[b"go1.26.6"])),
+            Err(BuildInfoError::Malformed(_))
+        ));
     }
 
     #[test]

@@ -19,7 +19,8 @@ use std::fmt;
 use iced_x86::{Code, Decoder, DecoderOptions, Instruction, Mnemonic, OpKind, Register};
 
 /// How a probe address relates to its function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Placement {
     /// The `push rbp` right after the split-stack check: fires once per call.
     AfterPrologue,
@@ -113,7 +114,9 @@ pub fn ret_addresses(code: &[u8], start: u64) -> Result<Vec<u64>, DecodeError> {
     while decoder.can_decode() {
         decoder.decode_out(&mut instruction);
         if instruction.is_invalid() {
-            return Err(DecodeError { vaddr: instruction.ip() });
+            return Err(DecodeError {
+                vaddr: instruction.ip(),
+            });
         }
         if instruction.mnemonic() == Mnemonic::Ret {
             rets.push(instruction.ip());
@@ -135,10 +138,16 @@ mod tests {
             0x49, 0x3b, 0x66, 0x10, 0x0f, 0x86, 0x10, 0x01, 0x00, 0x00, 0x55, 0x48, 0x89, 0xe5,
             0x48, 0x83, 0xec, 0x20,
         ];
-        assert_eq!(prologue_probe(&code, BASE), (BASE + 10, Placement::AfterPrologue));
+        assert_eq!(
+            prologue_probe(&code, BASE),
+            (BASE + 10, Placement::AfterPrologue)
+        );
         // Short jbe (0x76 rel8).
         let code = [0x49, 0x3b, 0x66, 0x10, 0x76, 0x40, 0x55, 0x48, 0x89, 0xe5];
-        assert_eq!(prologue_probe(&code, BASE), (BASE + 6, Placement::AfterPrologue));
+        assert_eq!(
+            prologue_probe(&code, BASE),
+            (BASE + 6, Placement::AfterPrologue)
+        );
     }
 
     #[test]
@@ -148,7 +157,10 @@ mod tests {
             0x4c, 0x8d, 0xa4, 0x24, 0x60, 0xfe, 0xff, 0xff, 0x4d, 0x3b, 0x66, 0x10, 0x0f, 0x86,
             0x00, 0x02, 0x00, 0x00, 0x55, 0x48, 0x89, 0xe5,
         ];
-        assert_eq!(prologue_probe(&code, BASE), (BASE + 18, Placement::AfterPrologue));
+        assert_eq!(
+            prologue_probe(&code, BASE),
+            (BASE + 18, Placement::AfterPrologue)
+        );
     }
 
     #[test]
@@ -170,9 +182,15 @@ mod tests {
         let code = [0x49, 0x3b, 0x66, 0x18, 0x76, 0x40, 0x55];
         assert_eq!(prologue_probe(&code, BASE), (BASE, Placement::Entry));
         // Truncated and empty code, garbage.
-        assert_eq!(prologue_probe(&[0x49, 0x3b], BASE), (BASE, Placement::Entry));
+        assert_eq!(
+            prologue_probe(&[0x49, 0x3b], BASE),
+            (BASE, Placement::Entry)
+        );
         assert_eq!(prologue_probe(&[], BASE), (BASE, Placement::Entry));
-        assert_eq!(prologue_probe(&[0x06, 0x07, 0x0f, 0x0b], BASE), (BASE, Placement::Entry));
+        assert_eq!(
+            prologue_probe(&[0x06, 0x07, 0x0f, 0x0b], BASE),
+            (BASE, Placement::Entry)
+        );
     }
 
     #[test]
@@ -182,7 +200,10 @@ mod tests {
             0x31, 0xc0, 0x48, 0x85, 0xdb, 0x74, 0x01, 0xc3, 0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3,
             0xcc, 0xcc,
         ];
-        assert_eq!(ret_addresses(&code, BASE).unwrap(), vec![BASE + 7, BASE + 13]);
+        assert_eq!(
+            ret_addresses(&code, BASE).unwrap(),
+            vec![BASE + 7, BASE + 13]
+        );
         // A 0xc3 byte inside an immediate is not a RET.
         let code = [0xb8, 0xc3, 0xc3, 0x00, 0x00, 0xc3];
         assert_eq!(ret_addresses(&code, BASE).unwrap(), vec![BASE + 5]);
@@ -193,8 +214,14 @@ mod tests {
     fn undecodable_code_is_an_error() {
         // Valid nop, then an instruction cut off at the end.
         let code = [0x90, 0x48, 0x8b];
-        assert_eq!(ret_addresses(&code, BASE), Err(DecodeError { vaddr: BASE + 1 }));
+        assert_eq!(
+            ret_addresses(&code, BASE),
+            Err(DecodeError { vaddr: BASE + 1 })
+        );
         // Invalid opcode in 64-bit mode (0x06 = push es).
-        assert_eq!(ret_addresses(&[0xc3, 0x06], BASE), Err(DecodeError { vaddr: BASE + 1 }));
+        assert_eq!(
+            ret_addresses(&[0xc3, 0x06], BASE),
+            Err(DecodeError { vaddr: BASE + 1 })
+        );
     }
 }

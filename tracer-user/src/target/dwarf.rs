@@ -2,20 +2,21 @@
 //! symbolization (with inlined frames) through `addr2line`.
 //!
 //! Go compresses its DWARF sections (`SHF_COMPRESSED` zlib; `.zdebug_*` in old
-//! toolchains): they are decompressed once, here, with [`super::inflate`].
+//! toolchains): they are decompressed once, here, by `object`.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use gimli::{AttributeValue, EndianArcSlice, LittleEndian, SectionId};
+use gimli::{AttributeValue, Reader as _, SectionId};
 use object::read::ObjectSection;
-use object::{CompressionFormat, Object};
+use object::Object;
 
 use super::elf::{ElfImage, FunctionTable};
-use super::inflate;
 
-pub(crate) type Reader = EndianArcSlice<LittleEndian>;
+/// DWARF reader owning its (decompressed) section bytes, so the symbolizer
+/// can outlive the mapped file.
+pub(crate) type Reader = gimli::EndianArcSlice<gimli::LittleEndian>;
 
 /// Why DWARF could not be loaded or used.
 #[derive(Debug)]
@@ -29,7 +30,10 @@ pub(crate) enum DwarfProblem {
     /// A needed runtime type is absent.
     MissingType(&'static str),
     /// A needed member of a runtime type is absent.
-    MissingField { type_name: &'static str, field: &'static str },
+    MissingField {
+        type_name: &'static str,
+        field: &'static str,
+    },
 }
 
 impl From<gimli::Error> for DwarfProblem {
@@ -64,7 +68,7 @@ pub(crate) fn load(elf: &ElfImage<'_>) -> Result<gimli::Dwarf<Reader>, DwarfProb
         } else {
             Arc::from(&[][..])
         };
-        Ok(EndianArcSlice::new(bytes, LittleEndian))
+        Ok(gimli::EndianArcSlice::new(bytes, gimli::LittleEndian))
     })
 }
 
@@ -82,26 +86,18 @@ fn section_bytes(elf: &ElfImage<'_>, name: &str) -> Result<Arc<[u8]>, DwarfProbl
     let Some(section) = find_section(elf, name) else {
         return Ok(Arc::from(&[][..]));
     };
-    let problem = |reason: String| DwarfProblem::Decompress { section: name.to_string(), reason };
-    let compressed = section.compressed_data().map_err(|e| problem(e.to_string()))?;
-    match compressed.format {
-        CompressionFormat::None => Ok(Arc::from(compressed.data)),
-        CompressionFormat::Zlib => {
-            let size = usize::try_from(compressed.uncompressed_size)
-                .map_err(|_| problem("section too large".into()))?;
-            let data = inflate::zlib_decompress(compressed.data, size)
-                .map_err(|e| problem(e.to_string()))?;
-            Ok(Arc::from(data))
-        }
-        CompressionFormat::Zstandard => {
-            Err(problem("zstd-compressed DWARF is not supported (Go's linker writes zlib)".into()))
-        }
-        _ => Err(problem("unknown compression format".into())),
-    }
+    let problem = |reason: String| DwarfProblem::Decompress {
+        section: name.to_string(),
+        reason,
+    };
+    let data = section
+        .uncompressed_data()
+        .map_err(|e| problem(e.to_string()))?;
+    Ok(Arc::from(data.as_ref()))
 }
 
 /// Byte offsets of the runtime fields the probes read, from DWARF.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct RuntimeOffsets {
     /// `runtime.g.goid`
     pub g_goid: u64,
@@ -167,11 +163,18 @@ const GOBUF: &str = "runtime.gobuf";
 
 /// Reads [`RuntimeOffsets`] from the `runtime.g`, `runtime.m` and
 /// `runtime.gobuf` struct types.
-pub(crate) fn runtime_offsets(dwarf: &gimli::Dwarf<Reader>) -> Result<RuntimeOffsets, DwarfProblem> {
+pub(crate) fn runtime_offsets(
+    dwarf: &gimli::Dwarf<Reader>,
+) -> Result<RuntimeOffsets, DwarfProblem> {
     let structs = find_structs(dwarf, &[G, M, GOBUF])?;
     let field = |type_name: &'static str, field: &'static str| -> Result<Member, DwarfProblem> {
-        let members = structs.get(type_name).ok_or(DwarfProblem::MissingType(type_name))?;
-        members.get(field).copied().ok_or(DwarfProblem::MissingField { type_name, field })
+        let members = structs
+            .get(type_name)
+            .ok_or(DwarfProblem::MissingType(type_name))?;
+        members
+            .get(field)
+            .copied()
+            .ok_or(DwarfProblem::MissingField { type_name, field })
     };
     let waitreason = field(G, "waitreason")?;
     Ok(RuntimeOffsets {
@@ -262,9 +265,14 @@ fn member_type_size(
 ) -> Option<u64> {
     let mut reference = entry.attr_value(gimli::DW_AT_type)?;
     for _ in 0..8 {
-        let AttributeValue::UnitRef(offset) = reference else { return None };
+        let AttributeValue::UnitRef(offset) = reference else {
+            return None;
+        };
         let ty = unit.entry(offset).ok()?;
-        if let Some(size) = ty.attr_value(gimli::DW_AT_byte_size).and_then(|v| v.udata_value()) {
+        if let Some(size) = ty
+            .attr_value(gimli::DW_AT_byte_size)
+            .and_then(|v| v.udata_value())
+        {
             return Some(size);
         }
         reference = ty.attr_value(gimli::DW_AT_type)?;
@@ -273,7 +281,7 @@ fn member_type_size(
 }
 
 /// One source-level frame at a pc.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
 pub struct Frame {
     /// Go function name, e.g. `main.worker` or `main.main.func1`.
     pub function: String,
@@ -310,7 +318,9 @@ struct SymbolizerInner {
 
 impl fmt::Debug for Symbolizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Symbolizer").field("functions", &self.functions.len()).finish_non_exhaustive()
+        f.debug_struct("Symbolizer")
+            .field("functions", &self.functions.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -320,7 +330,13 @@ impl Symbolizer {
         functions: FunctionTable,
     ) -> Result<Self, DwarfProblem> {
         let context = dwarf.map(addr2line::Context::from_dwarf).transpose()?;
-        Ok(Symbolizer { functions, inner: Mutex::new(SymbolizerInner { context, cache: HashMap::new() }) })
+        Ok(Symbolizer {
+            functions,
+            inner: Mutex::new(SymbolizerInner {
+                context,
+                cache: HashMap::new(),
+            }),
+        })
     }
 
     /// Frames at `pc`, innermost (inlined) first. Falls back to the `.symtab`
@@ -338,10 +354,18 @@ impl Symbolizer {
         if let Some(frames) = inner.cache.get(&pc) {
             return Arc::clone(frames);
         }
-        let mut frames = inner.context.as_ref().map(|c| dwarf_frames(c, pc)).unwrap_or_default();
+        let mut frames = inner
+            .context
+            .as_ref()
+            .map(|c| dwarf_frames(c, pc))
+            .unwrap_or_default();
         if frames.is_empty() {
             if let Some(name) = self.functions.lookup(pc) {
-                frames.push(Frame { function: name.to_string(), file: None, line: None });
+                frames.push(Frame {
+                    function: name.to_string(),
+                    file: None,
+                    line: None,
+                });
             }
         }
         let frames: Arc<[Frame]> = frames.into();
@@ -368,7 +392,9 @@ impl Symbolizer {
 
 fn dwarf_frames(context: &addr2line::Context<Reader>, pc: u64) -> Vec<Frame> {
     let mut frames = Vec::new();
-    let Ok(mut iter) = context.find_frames(pc).skip_all_loads() else { return frames };
+    let Ok(mut iter) = context.find_frames(pc).skip_all_loads() else {
+        return frames;
+    };
     while let Ok(Some(frame)) = iter.next() {
         let function = frame
             .function
@@ -379,7 +405,11 @@ fn dwarf_frames(context: &addr2line::Context<Reader>, pc: u64) -> Vec<Frame> {
             Some(location) => (location.file.map(str::to_string), location.line),
             None => (None, None),
         };
-        frames.push(Frame { function, file, line });
+        frames.push(Frame {
+            function,
+            file,
+            line,
+        });
         if frames.len() > 64 {
             break; // malformed inline nesting
         }
@@ -393,9 +423,17 @@ mod tests {
 
     #[test]
     fn frame_display() {
-        let f = Frame { function: "main.worker".into(), file: Some("/src/main.go".into()), line: Some(9) };
+        let f = Frame {
+            function: "main.worker".into(),
+            file: Some("/src/main.go".into()),
+            line: Some(9),
+        };
         assert_eq!(f.to_string(), "main.worker (/src/main.go:9)");
-        let f = Frame { function: "runtime.goexit".into(), file: None, line: None };
+        let f = Frame {
+            function: "runtime.goexit".into(),
+            file: None,
+            line: None,
+        };
         assert_eq!(f.to_string(), "runtime.goexit");
     }
 

@@ -73,7 +73,10 @@ impl<'data> ElfImage<'data> {
         self.file
             .symbols()
             .find(|s| s.name_bytes().is_ok_and(|n| n == name.as_bytes()))
-            .map(|s| SymbolInfo { address: s.address(), size: s.size() })
+            .map(|s| SymbolInfo {
+                address: s.address(),
+                size: s.size(),
+            })
     }
 
     /// All function symbols with a non-zero size, sorted by address.
@@ -131,8 +134,10 @@ impl<'data> ElfImage<'data> {
     /// offset inside that segment gives its link-time virtual address.
     pub(crate) fn text_segment_delta(&self) -> Option<u64> {
         self.file.segments().find_map(|segment| {
-            let SegmentFlags::Elf { p_flags } = segment.flags() else { return None };
-            if p_flags & elf::PF_X == 0 {
+            let SegmentFlags::Elf { p_flags, p_type } = segment.flags() else {
+                return None;
+            };
+            if p_type != elf::PT_LOAD || (p_flags & elf::PF_X).0 == 0 {
                 return None;
             }
             let (offset, _) = segment.file_range();
@@ -144,12 +149,16 @@ impl<'data> ElfImage<'data> {
     /// file may hold zeros where pointers go; the `R_X86_64_RELATIVE` dynamic
     /// relocation of that slot carries the link-time address as its addend.
     pub(crate) fn relative_relocation_at(&self, vaddr: u64) -> Option<u64> {
-        self.file.dynamic_relocations()?.find_map(|(offset, relocation)| {
-            let RelocationFlags::Elf { r_type } = relocation.flags() else { return None };
-            (offset == vaddr && r_type == elf::R_X86_64_RELATIVE)
-                .then(|| u64::try_from(relocation.addend()).ok())
-                .flatten()
-        })
+        self.file
+            .dynamic_relocations()?
+            .find_map(|(offset, relocation)| {
+                let RelocationFlags::Elf { r_type } = relocation.flags() else {
+                    return None;
+                };
+                (offset == vaddr && r_type == elf::R_X86_64_RELATIVE)
+                    .then(|| u64::try_from(relocation.addend()).ok())
+                    .flatten()
+            })
     }
 }
 
@@ -169,7 +178,10 @@ struct FunctionSymbol {
 impl FunctionTable {
     /// The function whose `[start, start+size)` contains `pc`.
     pub(crate) fn lookup(&self, pc: u64) -> Option<&str> {
-        let index = self.entries.partition_point(|e| e.start <= pc).checked_sub(1)?;
+        let index = self
+            .entries
+            .partition_point(|e| e.start <= pc)
+            .checked_sub(1)?;
         let entry = self.entries.get(index)?;
         (pc < entry.end).then_some(entry.name.as_str())
     }
@@ -185,9 +197,17 @@ mod tests {
 
     #[test]
     fn function_table_lookup() {
-        let f = |start, end, name: &str| FunctionSymbol { start, end, name: name.to_string() };
+        let f = |start, end, name: &str| FunctionSymbol {
+            start,
+            end,
+            name: name.to_string(),
+        };
         let table = FunctionTable {
-            entries: vec![f(0x1000, 0x1010, "a"), f(0x1020, 0x1040, "b"), f(0x1040, 0x1041, "c")],
+            entries: vec![
+                f(0x1000, 0x1010, "a"),
+                f(0x1020, 0x1040, "b"),
+                f(0x1040, 0x1041, "c"),
+            ],
         };
         assert_eq!(table.lookup(0xfff), None);
         assert_eq!(table.lookup(0x1000), Some("a"));
@@ -201,8 +221,14 @@ mod tests {
 
     #[test]
     fn rejects_non_elf() {
-        assert!(matches!(ElfImage::parse(b"#!/bin/sh\n"), Err(ElfProblem::NotElf)));
+        assert!(matches!(
+            ElfImage::parse(b"#!/bin/sh\n"),
+            Err(ElfProblem::NotElf)
+        ));
         assert!(matches!(ElfImage::parse(b""), Err(ElfProblem::NotElf)));
-        assert!(matches!(ElfImage::parse(b"\x7fELF\x02\x01"), Err(ElfProblem::Parse(_))));
+        assert!(matches!(
+            ElfImage::parse(b"\x7fELF\x02\x01"),
+            Err(ElfProblem::Parse(_))
+        ));
     }
 }

@@ -8,9 +8,18 @@ use std::path::{Path, PathBuf};
 
 use super::TargetError;
 
-/// `true` if a process with this pid exists (zombies included).
+/// `true` if a process with this pid exists and has not exited: a zombie
+/// (exited, not yet reaped by its parent) counts as exited.
 pub fn process_is_alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // "pid (comm) S ...": comm may contain spaces and parentheses, the
+        // state follows the last ')'.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_some_and(|state| !matches!(state, 'Z' | 'X' | 'x')),
+        Err(_) => false,
+    }
 }
 
 pub(crate) fn exe_path(pid: u32) -> PathBuf {
@@ -28,25 +37,32 @@ pub(crate) fn proc_error(pid: u32, path: &Path, error: io::Error, started: bool)
                 TargetError::NoSuchProcess { pid }
             }
         }
-        _ => TargetError::Io { path: path.to_path_buf(), source: error },
+        _ => TargetError::Io {
+            path: path.to_path_buf(),
+            source: error,
+        },
     }
 }
 
 /// The target of `/proc/PID/exe` as text (may end in `" (deleted)"`).
 pub(crate) fn exe_link(pid: u32) -> Result<String, TargetError> {
-    if !process_is_alive(pid) {
+    if !Path::new(&format!("/proc/{pid}")).exists() {
         return Err(TargetError::NoSuchProcess { pid });
+    }
+    if !process_is_alive(pid) {
+        return Err(TargetError::ProcessExited { pid });
     }
     let path = exe_path(pid);
     match std::fs::read_link(&path) {
         Ok(target) => Ok(target.to_string_lossy().into_owned()),
-        // The process exists but has no executable: a kernel thread (or a zombie).
+        // The process runs but has no executable: a kernel thread.
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) && process_is_alive(pid) => {
             Err(TargetError::NotGo {
                 what: format!("pid {pid}"),
-                reason: "it has no executable (kernel thread or zombie process)".into(),
+                reason: "it has no executable (kernel thread)".into(),
             })
         }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Err(TargetError::ProcessExited { pid }),
         Err(e) => Err(proc_error(pid, &path, e, false)),
     }
 }
@@ -57,13 +73,18 @@ pub(crate) fn exe_link(pid: u32) -> Result<String, TargetError> {
 pub(crate) fn read_exe(pid: u32) -> Result<(Vec<u8>, (u64, u64)), TargetError> {
     let path = exe_path(pid);
     let file = File::open(&path).map_err(|e| proc_error(pid, &path, e, true))?;
-    let metadata = file.metadata().map_err(|e| proc_error(pid, &path, e, true))?;
+    let metadata = file
+        .metadata()
+        .map_err(|e| proc_error(pid, &path, e, true))?;
     let data = read_all(&file, metadata.len()).map_err(|e| proc_error(pid, &path, e, true))?;
     Ok((data, (metadata.dev(), metadata.ino())))
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, TargetError> {
-    let io_error = |source| TargetError::Io { path: path.to_path_buf(), source };
+    let io_error = |source| TargetError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let file = File::open(path).map_err(io_error)?;
     let metadata = file.metadata().map_err(io_error)?;
     if metadata.is_dir() {
@@ -113,7 +134,10 @@ fn parse_maps_line(line: &str) -> Option<Mapping> {
         end: u64::from_str_radix(end, 16).ok()?,
         executable: perms.as_bytes().get(2) == Some(&b'x'),
         offset: u64::from_str_radix(offset, 16).ok()?,
-        device: (u32::from_str_radix(major, 16).ok()?, u32::from_str_radix(minor, 16).ok()?),
+        device: (
+            u32::from_str_radix(major, 16).ok()?,
+            u32::from_str_radix(minor, 16).ok()?,
+        ),
         inode: inode.parse().ok()?,
         path: path.to_string(),
     })
@@ -131,14 +155,19 @@ pub(crate) fn executable_mapping<'a>(
     let device = (libc::major(dev), libc::minor(dev));
     maps.iter()
         .find(|m| m.executable && m.inode == ino && m.device == device)
-        .or_else(|| maps.iter().find(|m| m.executable && m.inode == ino && m.path == display_path))
+        .or_else(|| {
+            maps.iter()
+                .find(|m| m.executable && m.inode == ino && m.path == display_path)
+        })
         .or_else(|| maps.iter().find(|m| m.executable && m.path == display_path))
 }
 
 /// Load bias (runtime address − link-time address) from the executable
 /// mapping: `start - (offset + (p_vaddr - p_offset))` of the text segment.
 pub(crate) fn load_bias(mapping: &Mapping, text_segment_delta: u64) -> u64 {
-    mapping.start.wrapping_sub(mapping.offset.wrapping_add(text_segment_delta))
+    mapping
+        .start
+        .wrapping_sub(mapping.offset.wrapping_add(text_segment_delta))
 }
 
 pub(crate) fn read_maps(pid: u32) -> Result<Vec<Mapping>, TargetError> {
@@ -216,23 +245,57 @@ garbage line
         // Non-PIE: text segment p_vaddr 0x400000 at p_offset 0 → bias 0.
         assert_eq!(load_bias(mapping, 0x400000), 0);
         // Wrong device but same inode and path (overlayfs).
-        assert!(executable_mapping(&maps, (libc::makedev(0, 50), 1835083), "/tmp/hello (deleted)").is_some());
+        assert!(executable_mapping(
+            &maps,
+            (libc::makedev(0, 50), 1835083),
+            "/tmp/hello (deleted)"
+        )
+        .is_some());
         assert!(executable_mapping(&maps, (dev, 1), "/other").is_none());
     }
 
     #[test]
     fn pie_bias() {
-        let mapping = parse_maps_line(
-            "55d4c2a00000-55d4c2a9f000 r-xp 00000000 08:01 42 /usr/bin/app",
-        )
-        .unwrap();
+        let mapping =
+            parse_maps_line("55d4c2a00000-55d4c2a9f000 r-xp 00000000 08:01 42 /usr/bin/app")
+                .unwrap();
         // PIE linked at 0x400000 (Go's internal linker) or at 0.
         assert_eq!(load_bias(&mapping, 0x400000), 0x55d4c2a00000 - 0x400000);
         assert_eq!(load_bias(&mapping, 0), 0x55d4c2a00000);
         // Text not at file offset 0 (external linker): p_vaddr 0x1000, p_offset 0x1000.
         let mapping =
-            parse_maps_line("7f0000001000-7f0000002000 r-xp 00001000 08:01 42 /usr/bin/app").unwrap();
+            parse_maps_line("7f0000001000-7f0000002000 r-xp 00001000 08:01 42 /usr/bin/app")
+                .unwrap();
         assert_eq!(load_bias(&mapping, 0), 0x7f0000000000);
+    }
+
+    #[test]
+    fn proc_errors_map_to_user_errors() {
+        let path = Path::new("/proc/1/exe");
+        let eacces = io::Error::from_raw_os_error(libc::EACCES);
+        assert!(matches!(
+            proc_error(7, path, eacces, false),
+            TargetError::PermissionDenied { pid: 7 }
+        ));
+        let gone = u32::MAX - 1;
+        let enoent = || io::Error::from_raw_os_error(libc::ENOENT);
+        assert!(matches!(
+            proc_error(gone, path, enoent(), false),
+            TargetError::NoSuchProcess { .. }
+        ));
+        assert!(matches!(
+            proc_error(gone, path, enoent(), true),
+            TargetError::ProcessExited { .. }
+        ));
+        let eio = io::Error::from_raw_os_error(libc::EIO);
+        assert!(matches!(
+            proc_error(gone, path, eio, true),
+            TargetError::Io { .. }
+        ));
+        assert_eq!(
+            TargetError::PermissionDenied { pid: 7 }.to_string(),
+            "not allowed to inspect pid 7: run as root (sudo) or as the process owner"
+        );
     }
 
     #[test]
@@ -240,6 +303,9 @@ garbage line
         // pid_max is at most 2^22; this pid cannot exist.
         assert!(!process_is_alive(u32::MAX - 1));
         assert!(process_is_alive(std::process::id()));
-        assert!(matches!(exe_link(u32::MAX - 1), Err(TargetError::NoSuchProcess { .. })));
+        assert!(matches!(
+            exe_link(u32::MAX - 1),
+            Err(TargetError::NoSuchProcess { .. })
+        ));
     }
 }

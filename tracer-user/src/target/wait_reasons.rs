@@ -41,7 +41,10 @@ impl WaitReasons {
 
     /// The code whose string is `name`, if any.
     pub fn code_of(&self, name: &str) -> Option<u8> {
-        self.names.iter().position(|n| n == name).and_then(|i| u8::try_from(i).ok())
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| u8::try_from(i).ok())
     }
 
     pub fn len(&self) -> usize {
@@ -54,7 +57,10 @@ impl WaitReasons {
 
     /// `(code, string)` pairs in code order.
     pub fn iter(&self) -> impl Iterator<Item = (u8, &str)> + '_ {
-        self.names.iter().enumerate().map(|(i, n)| (i as u8, n.as_str()))
+        self.names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as u8, n.as_str()))
     }
 }
 
@@ -100,7 +106,9 @@ pub(crate) fn from_file(elf: &ElfImage<'_>, table: SymbolInfo) -> Result<WaitRea
         let name = elf
             .bytes_at(ptr, len)
             .and_then(decode_name)
-            .ok_or_else(|| format!("string {index} (at {ptr:#x}) is not in a file-backed section"))?;
+            .ok_or_else(|| {
+                format!("string {index} (at {ptr:#x}) is not in a file-backed section")
+            })?;
         names.push(name);
     }
     WaitReasons::from_names(names).map_err(str::to_string)
@@ -117,9 +125,12 @@ pub(crate) fn from_memory(
         return Err(format!("array of {size} bytes is too large"));
     }
     let address = table.address.wrapping_add(load_bias);
-    let bytes = memory
-        .read(address, size)
-        .ok_or_else(|| format!("cannot read {size} bytes at {address:#x} of pid {}", memory.pid()))?;
+    let bytes = memory.read(address, size).ok_or_else(|| {
+        format!(
+            "cannot read {size} bytes at {address:#x} of pid {}",
+            memory.pid()
+        )
+    })?;
     let mut names = Vec::new();
     for (index, (ptr, len)) in string_headers(&bytes).into_iter().enumerate() {
         if len == 0 {
@@ -132,7 +143,12 @@ pub(crate) fn from_memory(
         let name = memory
             .read(ptr, len as usize)
             .and_then(|b| decode_name(&b))
-            .ok_or_else(|| format!("cannot read string {index} at {ptr:#x} of pid {}", memory.pid()))?;
+            .ok_or_else(|| {
+                format!(
+                    "cannot read string {index} at {ptr:#x} of pid {}",
+                    memory.pid()
+                )
+            })?;
         names.push(name);
     }
     WaitReasons::from_names(names).map_err(str::to_string)
@@ -144,9 +160,12 @@ mod tests {
 
     #[test]
     fn lookups() {
-        let reasons =
-            WaitReasons::from_names(vec!["".into(), "GC assist marking".into(), "chan receive".into()])
-                .unwrap();
+        let reasons = WaitReasons::from_names(vec![
+            "".into(),
+            "GC assist marking".into(),
+            "chan receive".into(),
+        ])
+        .unwrap();
         assert_eq!(reasons.len(), 3);
         assert_eq!(reasons.name(0), Some(""));
         assert_eq!(reasons.name(2), Some("chan receive"));
@@ -173,7 +192,10 @@ mod tests {
             bytes.extend_from_slice(&l.to_le_bytes());
         }
         bytes.extend_from_slice(&[1, 2, 3]); // trailing partial header is ignored
-        assert_eq!(string_headers(&bytes), vec![(0, 0), (0x4a11e8, 0x11), (0x49f460, 7)]);
+        assert_eq!(
+            string_headers(&bytes),
+            vec![(0, 0), (0x4a11e8, 0x11), (0x49f460, 7)]
+        );
         assert!(string_headers(&[]).is_empty());
     }
 }

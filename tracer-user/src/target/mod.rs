@@ -1,0 +1,443 @@
+//! Target inspection: everything the probe loader and the symbolizer need to
+//! know about a Go executable (and, for a pid, its running process), without
+//! touching BPF.
+//!
+//! - `buildinfo` — the Go version from `.go.buildinfo` ([`GoVersion`]);
+//! - `elf` — symbols, sections, vaddr → file offset;
+//! - `dwarf` — runtime struct offsets ([`RuntimeOffsets`]) and the pc → source
+//!   [`Symbolizer`] (with `inflate` for Go's compressed DWARF);
+//! - `disasm` — where in a function a uprobe goes ([`Placement`]);
+//! - `wait_reasons` — `g.waitreason` code → the runtime's string ([`WaitReasons`]);
+//! - `process` — `/proc/PID/{exe,maps,mem}`.
+//!
+//! Entry points: [`Target::from_pid`] and [`Target::from_path`].
+
+pub mod buildinfo;
+pub mod disasm;
+mod dwarf;
+mod elf;
+mod process;
+mod wait_reasons;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use buildinfo::GoVersion;
+pub use disasm::Placement;
+pub use dwarf::{Frame, RuntimeOffsets, Symbolizer};
+pub use process::process_is_alive;
+pub use wait_reasons::WaitReasons;
+
+use buildinfo::SUPPORTED_RANGE;
+use dwarf::DwarfProblem;
+use elf::{ElfImage, ElfProblem};
+
+const STRIPPED_HINT: &str =
+    "stripped Go binaries are not supported yet: rebuild without -ldflags=-s/-w";
+
+/// Why a target cannot be inspected. Messages say what happened and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("no process with pid {pid}")]
+    NoSuchProcess { pid: u32 },
+    #[error("not allowed to inspect pid {pid}: run as root (sudo) or as the process owner")]
+    PermissionDenied { pid: u32 },
+    #[error("process {pid} exited while it was being inspected")]
+    ProcessExited { pid: u32 },
+    #[error("{what} is not a Go program: {reason}")]
+    NotGo { what: String, reason: String },
+    #[error(
+        "{what} was built with {version}, which is not supported{}: supported versions are {SUPPORTED_RANGE}",
+        reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()
+    )]
+    UnsupportedGoVersion {
+        what: String,
+        version: String,
+        reason: Option<String>,
+    },
+    #[error("{what} is a {arch} program: only x86-64 (amd64) Go programs are supported")]
+    UnsupportedArch { what: String, arch: String },
+    #[error(
+        "{what}: symbol {name} not found; is the binary stripped (-ldflags=-s)? {STRIPPED_HINT}"
+    )]
+    MissingSymbol { what: String, name: String },
+    #[error("{what} has no DWARF debug info ({detail}); was it built with -ldflags=-w or stripped? {STRIPPED_HINT}")]
+    MissingDwarf { what: String, detail: String },
+    #[error(
+        "{what}: the DWARF type {type_name} has no member {field}; this Go runtime layout is not supported"
+    )]
+    MissingField {
+        what: String,
+        type_name: String,
+        field: String,
+    },
+    #[error("{what}: cannot read DWARF debug info: {reason}")]
+    BadDwarf { what: String, reason: String },
+    #[error("{what}: cannot decode the machine code of {function} at {vaddr:#x}")]
+    Disassembly {
+        what: String,
+        function: String,
+        vaddr: u64,
+    },
+    #[error("{what}: cannot read runtime.waitReasonStrings: {reason}")]
+    WaitReasons { what: String, reason: String },
+    #[error("{what}: cannot locate the executable's mapping in /proc/{pid}/maps")]
+    NoExecutableMapping { what: String, pid: u32 },
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot parse {} as an ELF executable: {source}", path.display())]
+    Elf {
+        path: PathBuf,
+        source: object::Error,
+    },
+}
+
+/// Where a uprobe goes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProbePoint {
+    /// Symbol name, e.g. `runtime.gopark`.
+    pub function: String,
+    /// Link-time virtual address of the probed instruction.
+    pub vaddr: u64,
+    /// File offset of that instruction (what the uprobe API takes).
+    pub file_offset: u64,
+    pub placement: Placement,
+}
+
+impl fmt::Display for ProbePoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} @ {:#x} (file offset {:#x}, {})",
+            self.function, self.vaddr, self.file_offset, self.placement
+        )
+    }
+}
+
+/// The probes the tracer attaches.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProbePlan {
+    /// Every `RET` of `runtime.newproc1` (RAX = the new `*g`).
+    pub spawn: Vec<ProbePoint>,
+    /// `runtime.gopark(unlockf, lock, reason, traceReason, traceskip)`.
+    pub park: ProbePoint,
+    /// `runtime.ready(gp, traceskip, next)`.
+    pub ready: ProbePoint,
+    /// `runtime.goexit1()`, on the exiting goroutine.
+    pub exit: ProbePoint,
+}
+
+pub const NEWPROC1: &str = "runtime.newproc1";
+pub const GOPARK: &str = "runtime.gopark";
+pub const READY: &str = "runtime.ready";
+pub const GOEXIT1: &str = "runtime.goexit1";
+
+/// A Go program to trace: its identity, runtime layout, probe plan, wait
+/// reasons and symbolizer.
+#[derive(Debug)]
+pub struct Target {
+    pub pid: Option<u32>,
+    /// Path to open/attach: `/proc/PID/exe` for a pid (works even when the
+    /// binary was deleted or replaced after start), else the given path.
+    pub attach_path: PathBuf,
+    /// What to show the user: `readlink /proc/PID/exe` (may end in
+    /// `" (deleted)"`) or the given path.
+    pub display_path: String,
+    pub go_version: GoVersion,
+    pub offsets: RuntimeOffsets,
+    pub probes: ProbePlan,
+    pub wait_reasons: WaitReasons,
+    pub symbolizer: Symbolizer,
+    /// Runtime address − ELF virtual address. 0 for a non-PIE executable and
+    /// for [`Target::from_path`] (nothing is loaded).
+    pub load_bias: u64,
+    pub pie: bool,
+}
+
+impl Target {
+    /// Inspects a running process (through `/proc/PID/exe`, `maps` and `mem`).
+    pub fn from_pid(pid: u32) -> Result<Self, TargetError> {
+        // Inspection reads several /proc files: a target that exits meanwhile
+        // fails one of them in its own way. Say what really happened.
+        Self::inspect_pid(pid).map_err(|e| match e {
+            TargetError::NoSuchProcess { .. } => e,
+            _ if !process_is_alive(pid) => TargetError::ProcessExited { pid },
+            _ => e,
+        })
+    }
+
+    fn inspect_pid(pid: u32) -> Result<Self, TargetError> {
+        let display_path = process::exe_link(pid)?;
+        let what = format!("pid {pid} ({display_path})");
+        let attach_path = process::exe_path(pid);
+        let (data, dev_ino) = process::read_exe(pid)?;
+        let elf = parse_elf(&data, &attach_path, &what)?;
+        let maps = process::read_maps(pid)?;
+        let text_delta = elf.text_segment_delta().ok_or_else(|| TargetError::NotGo {
+            what: what.clone(),
+            reason: "it has no executable segment".into(),
+        })?;
+        let mapping =
+            process::executable_mapping(&maps, dev_ino, &display_path).ok_or_else(|| {
+                TargetError::NoExecutableMapping {
+                    what: what.clone(),
+                    pid,
+                }
+            })?;
+        let load_bias = process::load_bias(mapping, text_delta);
+        let target = inspect(&elf, &what, Some(pid), load_bias)?;
+        Ok(Target {
+            pid: Some(pid),
+            attach_path,
+            display_path,
+            load_bias,
+            ..target
+        })
+    }
+
+    /// Inspects an executable file (load bias 0; see [`Target::pie`]).
+    pub fn from_path(path: &Path) -> Result<Self, TargetError> {
+        let display_path = path.display().to_string();
+        let data = process::read_file(path)?;
+        let elf = parse_elf(&data, path, &display_path)?;
+        let target = inspect(&elf, &display_path, None, 0)?;
+        Ok(Target {
+            attach_path: path.to_path_buf(),
+            display_path,
+            ..target
+        })
+    }
+
+    /// Converts a runtime pc of the target into the ELF virtual address the
+    /// [`Symbolizer`] expects.
+    pub fn to_vaddr(&self, runtime_pc: u64) -> u64 {
+        runtime_pc.wrapping_sub(self.load_bias)
+    }
+}
+
+fn parse_elf<'data>(
+    data: &'data [u8],
+    path: &Path,
+    what: &str,
+) -> Result<ElfImage<'data>, TargetError> {
+    let not_go = |reason: &str| TargetError::NotGo {
+        what: what.to_string(),
+        reason: reason.to_string(),
+    };
+    let elf = match ElfImage::parse(data) {
+        Ok(elf) => elf,
+        Err(ElfProblem::NotElf) => return Err(not_go("it is not an ELF executable")),
+        Err(ElfProblem::NotExecutable) => return Err(not_go("it is not an executable (ELF type)")),
+        Err(ElfProblem::Parse(source)) => {
+            return Err(TargetError::Elf {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let Some(buildinfo) = elf.section_data(".go.buildinfo") else {
+        return Err(not_go("no .go.buildinfo section"));
+    };
+    if let Some(arch) = elf.unsupported_architecture() {
+        return Err(TargetError::UnsupportedArch {
+            what: what.to_string(),
+            arch: arch.to_string(),
+        });
+    }
+    // Checked here so that a wrong version is reported before anything else.
+    go_version(buildinfo, what)?;
+    Ok(elf)
+}
+
+fn go_version(buildinfo: &[u8], what: &str) -> Result<GoVersion, TargetError> {
+    let raw = buildinfo::version_string(buildinfo).map_err(|e| match e {
+        buildinfo::BuildInfoError::PointerFormat => TargetError::UnsupportedGoVersion {
+            what: what.to_string(),
+            version: "Go 1.17 or older".into(),
+            reason: None,
+        },
+        other => TargetError::NotGo {
+            what: what.to_string(),
+            reason: other.to_string(),
+        },
+    })?;
+    let version = GoVersion::parse(&raw).map_err(|e| TargetError::UnsupportedGoVersion {
+        what: what.to_string(),
+        version: e.version,
+        reason: Some(e.reason.to_string()),
+    })?;
+    if !version.is_supported() {
+        return Err(TargetError::UnsupportedGoVersion {
+            what: what.to_string(),
+            version: raw,
+            reason: None,
+        });
+    }
+    Ok(version)
+}
+
+/// Everything but the pid/path fields, which the callers fill in.
+fn inspect(
+    elf: &ElfImage<'_>,
+    what: &str,
+    pid: Option<u32>,
+    load_bias: u64,
+) -> Result<Target, TargetError> {
+    let go_version = go_version(elf.section_data(".go.buildinfo").unwrap_or_default(), what)?;
+    let probes = plan_probes(elf, what)?;
+    let wait_reasons = read_wait_reasons(elf, what, pid, load_bias)?;
+    let dwarf = dwarf::load(elf).map_err(|p| dwarf_error(p, what))?;
+    let offsets = dwarf::runtime_offsets(&dwarf).map_err(|p| dwarf_error(p, what))?;
+    let symbolizer =
+        Symbolizer::new(Some(dwarf), elf.function_table()).map_err(|p| dwarf_error(p, what))?;
+    Ok(Target {
+        pid: None,
+        attach_path: PathBuf::new(),
+        display_path: String::new(),
+        go_version,
+        offsets,
+        probes,
+        wait_reasons,
+        symbolizer,
+        load_bias,
+        pie: elf.pie,
+    })
+}
+
+fn dwarf_error(problem: DwarfProblem, what: &str) -> TargetError {
+    let what = what.to_string();
+    match problem {
+        DwarfProblem::Missing => TargetError::MissingDwarf {
+            what,
+            detail: "no .debug_info section".into(),
+        },
+        DwarfProblem::MissingType(type_name) => TargetError::MissingDwarf {
+            what,
+            detail: format!("no type {type_name} in .debug_info"),
+        },
+        DwarfProblem::MissingField { type_name, field } => TargetError::MissingField {
+            what,
+            type_name: type_name.into(),
+            field: field.into(),
+        },
+        DwarfProblem::Decompress { section, reason } => TargetError::BadDwarf {
+            what,
+            reason: format!("{section}: {reason}"),
+        },
+        DwarfProblem::Parse(e) => TargetError::BadDwarf {
+            what,
+            reason: e.to_string(),
+        },
+    }
+}
+
+fn function_code<'data>(
+    elf: &ElfImage<'data>,
+    what: &str,
+    name: &str,
+) -> Result<(u64, &'data [u8]), TargetError> {
+    let missing = || TargetError::MissingSymbol {
+        what: what.to_string(),
+        name: if elf.has_symtab() {
+            name.to_string()
+        } else {
+            format!("{name} (there is no .symtab)")
+        },
+    };
+    let symbol = elf.symbol(name).ok_or_else(missing)?;
+    let code = elf
+        .bytes_at(symbol.address, symbol.size)
+        .ok_or_else(missing)?;
+    Ok((symbol.address, code))
+}
+
+fn probe_point(
+    elf: &ElfImage<'_>,
+    what: &str,
+    function: &str,
+    vaddr: u64,
+    placement: Placement,
+) -> Result<ProbePoint, TargetError> {
+    let file_offset = elf
+        .file_offset(vaddr)
+        .ok_or_else(|| TargetError::MissingSymbol {
+            what: what.to_string(),
+            name: format!("{function} (address {vaddr:#x} is not in the file)"),
+        })?;
+    Ok(ProbePoint {
+        function: function.to_string(),
+        vaddr,
+        file_offset,
+        placement,
+    })
+}
+
+fn entry_probe(elf: &ElfImage<'_>, what: &str, function: &str) -> Result<ProbePoint, TargetError> {
+    let (start, code) = function_code(elf, what, function)?;
+    let (vaddr, placement) = disasm::prologue_probe(code, start);
+    probe_point(elf, what, function, vaddr, placement)
+}
+
+fn plan_probes(elf: &ElfImage<'_>, what: &str) -> Result<ProbePlan, TargetError> {
+    let (start, code) = function_code(elf, what, NEWPROC1)?;
+    let rets = disasm::ret_addresses(code, start).map_err(|e| TargetError::Disassembly {
+        what: what.to_string(),
+        function: NEWPROC1.to_string(),
+        vaddr: e.vaddr,
+    })?;
+    if rets.is_empty() {
+        return Err(TargetError::Disassembly {
+            what: what.to_string(),
+            function: NEWPROC1.to_string(),
+            vaddr: start,
+        });
+    }
+    let spawn = rets
+        .into_iter()
+        .map(|vaddr| probe_point(elf, what, NEWPROC1, vaddr, Placement::Ret))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ProbePlan {
+        spawn,
+        park: entry_probe(elf, what, GOPARK)?,
+        ready: entry_probe(elf, what, READY)?,
+        exit: entry_probe(elf, what, GOEXIT1)?,
+    })
+}
+
+/// From the file when possible (no process needed; the strings never change
+/// at run time), else from the process's memory.
+fn read_wait_reasons(
+    elf: &ElfImage<'_>,
+    what: &str,
+    pid: Option<u32>,
+    load_bias: u64,
+) -> Result<WaitReasons, TargetError> {
+    let table = elf
+        .symbol(wait_reasons::SYMBOL)
+        .ok_or_else(|| TargetError::MissingSymbol {
+            what: what.to_string(),
+            name: wait_reasons::SYMBOL.to_string(),
+        })?;
+    let file_problem = match wait_reasons::from_file(elf, table) {
+        Ok(reasons) => return Ok(reasons),
+        Err(problem) => problem,
+    };
+    let error = |reason: String| TargetError::WaitReasons {
+        what: what.to_string(),
+        reason,
+    };
+    let Some(pid) = pid else {
+        return Err(error(format!(
+            "{file_problem} (inspect the running process by pid instead)"
+        )));
+    };
+    let memory = process::ProcessMemory::open(pid)?;
+    wait_reasons::from_memory(&memory, table, load_bias)
+        .map_err(|memory_problem| error(format!("{file_problem}; from memory: {memory_problem}")))
+}
+
+#[cfg(test)]
+mod tests;
