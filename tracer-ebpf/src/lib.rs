@@ -115,6 +115,11 @@ pub const EVENTS_MAP: &str = "EVENTS";
 pub const COUNTERS_MAP: &str = "COUNTERS";
 /// Ring buffer size in bytes (a power of two, multiple of the page size).
 pub const EVENTS_RING_BYTES: u32 = 1 << 23;
+/// The probes submit without waking the reader (which drains the ring on a
+/// short timer) until this much data is pending; then they force a wake-up.
+/// A wake-up per event would cost the target an irq_work and a cross-CPU
+/// wake-up on every trap.
+pub const EVENTS_WAKEUP_BYTES: u64 = EVENTS_RING_BYTES as u64 / 4;
 
 /// Indices into the `COUNTERS` per-CPU array. Part of the ABI: never reuse one.
 pub mod counter {

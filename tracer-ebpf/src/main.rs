@@ -30,6 +30,7 @@
 #[cfg(target_arch = "bpf")]
 mod probes {
     use aya_ebpf::{
+        bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
         helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
         macros::{map, uprobe},
         maps::{PerCpuArray, RingBuf},
@@ -38,7 +39,7 @@ mod probes {
     use aya_log_ebpf::warn;
     use tracer_ebpf::{
         counter, EventHeader, EventKind, GoroutineEvent, ProbeConfig, EVENTS_RING_BYTES,
-        FLAG_READ_FAILED,
+        EVENTS_WAKEUP_BYTES, FLAG_READ_FAILED,
     };
 
     #[unsafe(no_mangle)]
@@ -122,7 +123,15 @@ mod probes {
                 event.g_addr
             );
         }
-        if EVENTS.output::<GoroutineEvent>(&event, 0).is_err() {
+        let wakeup = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= EVENTS_WAKEUP_BYTES {
+            BPF_RB_FORCE_WAKEUP
+        } else {
+            BPF_RB_NO_WAKEUP
+        };
+        if EVENTS
+            .output::<GoroutineEvent>(&event, wakeup as u64)
+            .is_err()
+        {
             bump(counter::RINGBUF_FULL);
         }
     }

@@ -7,7 +7,18 @@ use clap::{Args, Parser, Subcommand};
 /// Follow every goroutine of a running Go program with eBPF uprobes: no
 /// restart, no code change, nothing injected into the target.
 #[derive(Debug, Parser)]
-#[command(name = "tracer", version, propagate_version = true)]
+#[command(
+    name = "tracer",
+    version,
+    propagate_version = true,
+    after_help = "Examples:
+  sudo tracer attach --pid 1234
+  sudo tracer attach --pid 1234 --json --interval 2s --duration 1m | jq .totals
+  tracer inspect ./my-service
+
+Targets: Go 1.21-1.27 amd64 executables with symbols and DWARF (not stripped).
+Exit status: 0 after a clean detach (Ctrl-C, SIGTERM, --duration, target exit); 1 on any error."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -17,6 +28,13 @@ pub struct Cli {
 pub enum Command {
     /// Attach to a running Go process and follow its goroutines until Ctrl-C,
     /// SIGTERM, --duration, or the target exiting. Needs root.
+    ///
+    /// Every goroutine created, parked, woken or exiting after attach is
+    /// followed: its creation site (file:line of the `go` statement), parent,
+    /// state and Go's own wait reason. Goroutines created before attach show
+    /// up when they next park, wake or exit. On exit every probe is removed
+    /// and a final summary is printed (the last JSON document carries
+    /// "ended"). The JSON fields are documented in the README.
     Attach(AttachArgs),
     /// Show what tracer finds in a Go process or executable: Go version,
     /// runtime offsets, probe addresses and placement. Needs no privileges

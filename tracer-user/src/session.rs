@@ -22,6 +22,11 @@ use crate::{
     target::Target,
 };
 
+/// How often the ring buffer is drained. The probes only wake the reader
+/// when the ring is a quarter full (see `tracer_ebpf::EVENTS_WAKEUP_BYTES`),
+/// so this bounds the latency of events in quiet periods.
+const DRAIN_PERIOD: Duration = Duration::from_millis(10);
+
 /// Records drained per wake-up before the loop looks at timers and signals
 /// again, so an event storm cannot starve the output or Ctrl-C.
 const DRAIN_BATCH: usize = 65_536;
@@ -138,6 +143,8 @@ async fn run(
     );
     tokio::pin!(deadline);
     let mut previous: Option<Totals> = None;
+    let mut drain_ticks = tokio::time::interval(DRAIN_PERIOD);
+    drain_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let end = loop {
         tokio::select! {
@@ -147,7 +154,11 @@ async fn run(
                     guard.clear_ready();
                 }
             }
+            _ = drain_ticks.tick() => {
+                drain(ring.get_mut(), table, DRAIN_BATCH);
+            }
             _ = ticks.tick() => {
+                drain(ring.get_mut(), table, usize::MAX);
                 probes.flush_logs();
                 ctx.probes = probes.counters();
                 table.set_lost_events(ctx.probes.ringbuf_full);

@@ -20,8 +20,14 @@ use std::{
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 
-/// Go toolchains the test targets are built with (oldest and newest we test).
-pub const GO_VERSIONS: &[&str] = &["1.22.10", "1.26.6"];
+/// Go toolchains the test targets are built with: one per supported minor
+/// version (tracer supports Go 1.21–1.27).
+pub const GO_VERSIONS: &[&str] = &[
+    "1.21.13", "1.22.10", "1.23.9", "1.24.11", "1.25.5", "1.26.6", "1.27.3",
+];
+/// Go versions the overhead benchmark runs with (oldest register-ABI layout
+/// family and the current one).
+pub const BENCH_GO_VERSIONS: &[&str] = &["1.22.10", "1.26.6"];
 /// Go toolchain for the demo and benchmarks.
 pub const DEFAULT_GO: &str = "1.26.6";
 /// Go programs under tests/go/.
@@ -193,20 +199,24 @@ fn bench(root: &Path) -> Result<()> {
         "model_ingest",
     ]))?;
     let tracer = build_tracer(root)?;
-    let go = toolchain::go(root, DEFAULT_GO)?;
-    let target = toolchain::go_build(root, &go, DEFAULT_GO, "pingpong")?;
-    let mut overhead = cargo(root);
-    overhead
-        .args([
-            "run",
-            "--release",
-            "--package",
-            "tracer-tests",
-            "--bin",
-            "overhead",
-            "--",
-        ])
-        .arg(&tracer)
-        .arg(&target);
-    run(&mut overhead)
+    run(cargo(root).args([
+        "build",
+        "--release",
+        "--package",
+        "tracer-tests",
+        "--bin",
+        "overhead",
+    ]))?;
+    for v in BENCH_GO_VERSIONS {
+        let go = toolchain::go(root, v)?;
+        let target = toolchain::go_build(root, &go, v, "pingpong")?;
+        println!(
+            "\nTarget-side overhead, Go {v} (5 alternating repetitions of 3 s per workload):\n"
+        );
+        run(Command::new(root.join("target/release/overhead"))
+            .arg(&tracer)
+            .arg(&target)
+            .args(["5", "3"]))?;
+    }
+    Ok(())
 }

@@ -7,7 +7,7 @@
 //! (normally through `cargo xtask bench`). Needs root.
 
 use std::{
-    io::{BufRead, BufReader},
+    io::{BufRead, BufReader, Read},
     process::{Command, Stdio},
     time::Duration,
 };
@@ -29,9 +29,16 @@ const MODES: &[(&str, &str)] = &[
     ),
 ];
 
+/// One run: the target's own ops/s, and the probe hits the tracer counted.
+struct RunResult {
+    ops_per_sec: f64,
+    ops: f64,
+    probe_hits: Option<u64>,
+}
+
 /// Runs the target once; with a tracer attached during its start delay when
-/// `tracer` is given. Returns the target's own ops/s.
-fn run_once(pingpong: &str, tracer: Option<&str>, mode: &str, seconds: u64) -> Result<f64> {
+/// `tracer` is given.
+fn run_once(pingpong: &str, tracer: Option<&str>, mode: &str, seconds: u64) -> Result<RunResult> {
     let mut target = Command::new(pingpong)
         .args([
             "-mode",
@@ -54,8 +61,8 @@ fn run_once(pingpong: &str, tracer: Option<&str>, mode: &str, seconds: u64) -> R
     let mut tracer_child = None;
     if let Some(tracer) = tracer {
         let mut child = Command::new(tracer)
-            .args(["attach", "--pid", &pid, "--interval", "1s"])
-            .stdout(Stdio::null())
+            .args(["attach", "--pid", &pid, "--json", "--interval", "1h"])
+            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .context("start the tracer")?;
@@ -71,17 +78,41 @@ fn run_once(pingpong: &str, tracer: Option<&str>, mode: &str, seconds: u64) -> R
         .find_map(|l| l.ok().filter(|l| l.starts_with("RESULT")))
         .context("no RESULT line")?;
     target.wait()?;
+    let mut probe_hits = None;
     if let Some(mut child) = tracer_child {
         let status = child.wait_timeout_or_kill()?;
         if !status {
             bail!("tracer did not exit cleanly after the target ended");
         }
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .context("stdout")?
+            .read_to_string(&mut out)?;
+        let last: serde_json::Value =
+            serde_json::from_str(out.lines().last().context("no final document")?)?;
+        let p = &last["probes"];
+        probe_hits = Some(
+            ["spawn_hits", "park_hits", "ready_hits", "exit_hits"]
+                .iter()
+                .filter_map(|k| p[k].as_u64())
+                .sum(),
+        );
     }
-    let ops = result
-        .split_whitespace()
-        .find_map(|f| f.strip_prefix("ops_per_sec="))
-        .context("no ops_per_sec")?;
-    Ok(ops.parse()?)
+    let field = |name: &str| -> Result<f64> {
+        let prefix = format!("{name}=");
+        let v = result
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(prefix.as_str()))
+            .context("bad RESULT line")?;
+        Ok(v.parse()?)
+    };
+    Ok(RunResult {
+        ops_per_sec: field("ops_per_sec")?,
+        ops: field("ops")?,
+        probe_hits,
+    })
 }
 
 trait WaitTimeout {
@@ -114,13 +145,19 @@ fn main() -> Result<()> {
     };
     let reps: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(3);
     let seconds: u64 = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(3);
-    println!("| workload | untraced ops/s (median of {reps}) | traced ops/s (median of {reps}) | traced/untraced | runs (untraced / traced) |");
-    println!("|---|---|---|---|---|");
+    println!(
+        "| workload | untraced ops/s (median of {reps}) | traced ops/s (median of {reps}) | traced/untraced | probe hits per op | added µs per probe hit | runs (untraced / traced) |"
+    );
+    println!("|---|---|---|---|---|---|---|");
     for (mode, what) in MODES {
-        let (mut alone, mut traced) = (Vec::new(), Vec::new());
+        let (mut alone, mut traced, mut hits_per_op) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..reps {
-            alone.push(run_once(pingpong, None, mode, seconds)?);
-            traced.push(run_once(pingpong, Some(tracer), mode, seconds)?);
+            alone.push(run_once(pingpong, None, mode, seconds)?.ops_per_sec);
+            let run = run_once(pingpong, Some(tracer), mode, seconds)?;
+            traced.push(run.ops_per_sec);
+            // Hits during the start delay and teardown are negligible next to
+            // the timed work.
+            hits_per_op.push(run.probe_hits.unwrap_or(0) as f64 / run.ops);
         }
         let runs = format!(
             "{} / {}",
@@ -135,9 +172,15 @@ fn main() -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        let (a, t) = (median(&mut alone), median(&mut traced));
+        let (a, t, h) = (
+            median(&mut alone),
+            median(&mut traced),
+            median(&mut hits_per_op),
+        );
+        // Wall time each op gained, spread over the probe hits of one op.
+        let us_per_hit = (1.0 / t - 1.0 / a) * 1e6 / h;
         println!(
-            "| {mode}: {what} | {a:.0} | {t:.0} | {:.3} | {runs} |",
+            "| {mode}: {what} | {a:.0} | {t:.0} | {:.3} | {h:.2} | {us_per_hit:.2} | {runs} |",
             t / a
         );
     }

@@ -5,7 +5,7 @@
 //! - `buildinfo` — the Go version from `.go.buildinfo` ([`GoVersion`]);
 //! - `elf` — symbols, sections, vaddr → file offset;
 //! - `dwarf` — runtime struct offsets ([`RuntimeOffsets`]) and the pc → source
-//!   [`Symbolizer`] (with `inflate` for Go's compressed DWARF);
+//!   [`Symbolizer`];
 //! - `disasm` — where in a function a uprobe goes ([`Placement`]);
 //! - `wait_reasons` — `g.waitreason` code → the runtime's string ([`WaitReasons`]);
 //! - `process` — `/proc/PID/{exe,maps,mem}`.
