@@ -169,6 +169,7 @@ fn test(root: &Path, filter: Option<&str>) -> Result<()> {
     toolchain::setup_rust(root)?;
     let tracer = build_tracer(root)?;
     build_go_targets(root)?;
+    lint(root)?;
     // Unit tests (no root needed), then the BPF integration tests, one at a
     // time: they attach probes to real processes.
     let mut unit = cargo(root);
@@ -187,6 +188,32 @@ fn test(root: &Path, filter: Option<&str>) -> Result<()> {
         .env("TRACER_GO_VERSIONS", GO_VERSIONS.join(","))
         .env("TRACER_GO_SRC", root.join("tests/go"));
     run(&mut integration)
+}
+
+/// Clippy with warnings as errors: userspace, then the probes for their BPF
+/// target (clippy's host build of them would only see the stub `main`).
+fn lint(root: &Path) -> Result<()> {
+    run(cargo(root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo(root)
+        .current_dir(root.join("tracer-ebpf"))
+        .args([
+            "+nightly",
+            "clippy",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--bins",
+        ])
+        .args(["--", "-D", "warnings"]))
 }
 
 fn bench(root: &Path) -> Result<()> {

@@ -81,7 +81,7 @@ pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
     // plain integers (any bit pattern is valid), and read_unaligned copes with
     // the ring buffer's 8-byte (not necessarily struct) alignment.
     let raw: GoroutineEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-    Ok(from_raw(&raw)?)
+    from_raw(&raw)
 }
 
 fn from_raw(raw: &GoroutineEvent) -> Result<Event, DecodeError> {

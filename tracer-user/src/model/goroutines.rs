@@ -385,7 +385,7 @@ impl GoroutineTable {
 mod tests {
     use super::*;
 
-    const G: u64 = 0xc000_0010_00;
+    const G: u64 = 0x00c0_0000_1000;
 
     fn ev(ts_ns: u64, body: EventBody) -> Event {
         Event {

@@ -46,7 +46,7 @@ pub enum ProbeError {
     Verify {
         name: &'static str,
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
     #[error("attaching {name} to {function} at file offset {offset:#x} failed")]
     Attach {
@@ -54,7 +54,7 @@ pub enum ProbeError {
         function: String,
         offset: u64,
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
     #[error("eBPF map {name} has an unexpected type")]
     Map {
@@ -178,9 +178,14 @@ impl ProbeSession {
                 .program_mut(name)
                 .ok_or(ProbeError::MissingProgram { name })?
                 .try_into()
-                .map_err(|source| ProbeError::Verify { name, source })?;
-            prog.load()
-                .map_err(|source| ProbeError::Verify { name, source })?;
+                .map_err(|source| ProbeError::Verify {
+                    name,
+                    source: Box::new(source),
+                })?;
+            prog.load().map_err(|source| ProbeError::Verify {
+                name,
+                source: Box::new(source),
+            })?;
             for point in points {
                 prog.attach(
                     point.file_offset,
@@ -195,7 +200,7 @@ impl ProbeSession {
                         name,
                         function: point.function.clone(),
                         offset: point.file_offset,
-                        source,
+                        source: Box::new(source),
                     }
                 })?;
                 attached.push(AttachedProbe {
