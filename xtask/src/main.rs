@@ -193,7 +193,8 @@ fn test(root: &Path, filter: Option<&str>) -> Result<()> {
 /// Clippy with warnings as errors: userspace, then the probes for their BPF
 /// target (clippy's host build of them would only see the stub `main`).
 fn lint(root: &Path) -> Result<()> {
-    run(cargo(root).args([
+    // Clippy does not need the real probes object (see tracer-user/build.rs).
+    run(cargo(root).env("AYA_BUILD_SKIP", "1").args([
         "clippy",
         "--workspace",
         "--all-targets",
@@ -201,8 +202,10 @@ fn lint(root: &Path) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    run(cargo(root)
+    // `+nightly` needs rustup's cargo proxy, not the toolchain's own $CARGO.
+    run(Command::new("cargo")
         .current_dir(root.join("tracer-ebpf"))
+        .env("PATH", toolchain::path_with_tools(root))
         .args([
             "+nightly",
             "clippy",
