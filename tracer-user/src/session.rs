@@ -66,12 +66,15 @@ impl End {
 
 pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     let pid = args.pid;
+    let started = std::time::Instant::now();
     let target = Target::from_pid(pid)?;
+    log::info!("target inspected in {:?}", started.elapsed());
     // Open the exit notification before attaching, so a target that dies
     // during attach is still noticed.
     let pidfd = open_pidfd(pid).with_context(|| format!("cannot watch process {pid}"))?;
     let (mut probes, ring) = ProbeSession::attach(&target, pid)?;
     let attached_at_ns = monotonic_ns();
+    log::info!("probes attached {:?} after start", started.elapsed());
     eprintln!(
         "tracer: attached to pid {pid} ({}, {}): {} uprobes on {}",
         target.display_path,
@@ -93,13 +96,17 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
         probes: probes.counters(),
     };
     let result = runtime.block_on(run(args, &mut probes, ring, pidfd, &mut table, &mut ctx));
-    // Whatever happened, the probes come out of the target first.
+    // The observation ends here; whatever happened, the probes come out of
+    // the target first (unregistering uprobes waits for RCU grace periods).
+    let ended_at_ns = monotonic_ns();
+    let detach_started = std::time::Instant::now();
     probes.detach();
+    log::info!("probes detached in {:?}", detach_started.elapsed());
     let (end, mut ring) = result?;
     drain(&mut ring, &mut table, usize::MAX);
     ctx.probes = probes.counters();
     table.set_lost_events(ctx.probes.ringbuf_full);
-    ctx.now_ns = monotonic_ns();
+    ctx.now_ns = ended_at_ns;
     let mut last = ctx.snapshot(&table);
     last.ended = Some(end.describe().to_string());
     eprintln!("tracer: detached from pid {pid}: {}", end.describe());
