@@ -370,6 +370,49 @@ pub fn assert_no_probes_left(inspected: Option<(&Value, u32)>) {
     }
 }
 
+/// `tracer attach --json --interval 200ms --pid PID`, returned once its
+/// first document shows the probes are attached and the loop runs.
+pub fn attach_json(env: &TestEnv, pid: u32) -> Proc {
+    let mut cmd = env.tracer();
+    cmd.args([
+        "attach",
+        "--json",
+        "--interval",
+        "200ms",
+        "--pid",
+        &pid.to_string(),
+    ]);
+    let mut tracer = Proc::start(cmd);
+    tracer.stdout.expect("{", Duration::from_secs(30));
+    tracer
+}
+
+/// Lets the last events reach a JSON tracer, stops it with `sig`, checks it
+/// exits 0 saying `expected_end`, and returns its final document.
+pub fn stop_tracer(tracer: &mut Proc, sig: i32, expected_end: &str) -> Value {
+    std::thread::sleep(Duration::from_millis(500));
+    tracer.signal(sig);
+    let lines = tracer.stdout.rest(Duration::from_secs(20));
+    let (status, stderr) = tracer.wait(Duration::from_secs(10));
+    assert!(status.success(), "tracer failed: {status}\n{stderr}");
+    assert!(
+        stderr.contains(expected_end),
+        "stderr should say {expected_end:?}:\n{stderr}"
+    );
+    let last = json_lines(&lines).pop().expect("a final document");
+    assert_eq!(last["ended"], expected_end);
+    last
+}
+
+/// Runs the tracer with `args` and asserts it fails cleanly mentioning
+/// `expected` (see [`assert_clean_failure`]).
+pub fn expect_tracer_failure(cmd: &mut Command, expected: &str) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert_clean_failure(out.status, &String::from_utf8_lossy(&out.stderr), expected);
+}
+
 /// Parses JSON lines; panics on anything else.
 pub fn json_lines(lines: &[String]) -> Vec<Value> {
     lines

@@ -8,14 +8,8 @@ use tracer_tests::*;
 #[test]
 fn nonexistent_pid_is_a_clear_error() {
     let env = test_env();
-    let out = env
-        .tracer()
-        .args(["attach", "--pid", "999999999"])
-        .output()
-        .unwrap();
-    assert_clean_failure(
-        out.status,
-        &String::from_utf8_lossy(&out.stderr),
+    expect_tracer_failure(
+        env.tracer().args(["attach", "--pid", "999999999"]),
         "no process with pid 999999999",
     );
     assert_no_probes_left(None);
@@ -29,29 +23,43 @@ fn a_process_that_is_not_go_is_refused() {
         c.arg("60");
         c
     });
-    let out = env
-        .tracer()
-        .args(["attach", "--pid", &sleep.pid.to_string()])
-        .output()
-        .unwrap();
-    assert_clean_failure(
-        out.status,
-        &String::from_utf8_lossy(&out.stderr),
+    let pid = sleep.pid.to_string();
+    expect_tracer_failure(
+        env.tracer().args(["attach", "--pid", &pid]),
         "is not a Go program",
     );
-    let out = env
-        .tracer()
-        .args(["inspect", "/bin/sleep"])
-        .output()
-        .unwrap();
-    assert_clean_failure(
-        out.status,
-        &String::from_utf8_lossy(&out.stderr),
+    expect_tracer_failure(
+        env.tracer().args(["inspect", "/bin/sleep"]),
         "is not a Go program",
     );
     assert_no_probes_left(None);
     sleep.signal(libc::SIGTERM);
     sleep.wait(Duration::from_secs(5));
+}
+
+#[test]
+fn an_unsupported_go_version_is_refused() {
+    let env = test_env();
+    // A real Go binary whose embedded version says go1.20 (same length, so
+    // the file stays well-formed).
+    let version = "1.22.10";
+    let original = std::fs::read(env.go_target(version, "leaky")).unwrap();
+    let (from, to) = (b"go1.22.10", b"go1.20.10");
+    let mut patched = original.clone();
+    let mut replaced = 0;
+    for i in 0..patched.len() - from.len() {
+        if &patched[i..i + from.len()] == from {
+            patched[i..i + from.len()].copy_from_slice(to);
+            replaced += 1;
+        }
+    }
+    assert!(replaced > 0, "no version string found in the binary");
+    let path = std::env::temp_dir().join("tracer-test-go1.20-leaky");
+    std::fs::write(&path, patched).unwrap();
+    expect_tracer_failure(
+        env.tracer().arg("inspect").arg(&path),
+        "go1.20.10, which is not supported",
+    );
 }
 
 #[test]

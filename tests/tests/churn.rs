@@ -13,17 +13,7 @@ fn churn_for(env: &TestEnv, version: &str) {
     let mut target = Proc::start(cmd);
     target.stdout.expect("READY", Duration::from_secs(10));
 
-    let mut tracer_cmd = env.tracer();
-    tracer_cmd.args([
-        "attach",
-        "--json",
-        "--interval",
-        "200ms",
-        "--pid",
-        &target.pid.to_string(),
-    ]);
-    let mut tracer = Proc::start(tracer_cmd);
-    tracer.stdout.expect("{", Duration::from_secs(30));
+    let mut tracer = attach_json(env, target.pid);
 
     // Everything the target creates from now on happens under the probes.
     target.signal(libc::SIGUSR2);
@@ -36,13 +26,7 @@ fn churn_for(env: &TestEnv, version: &str) {
         spawned >= 4000,
         "the target should have run ~3s at 2000/s, spawned {spawned}"
     );
-    std::thread::sleep(Duration::from_millis(500));
-    tracer.signal(libc::SIGTERM);
-    let lines = tracer.stdout.rest(Duration::from_secs(20));
-    let (status, stderr) = tracer.wait(Duration::from_secs(10));
-    assert!(status.success(), "tracer failed: {status}\n{stderr}");
-    let last = json_lines(&lines).pop().expect("final document");
-    assert_eq!(last["ended"], "terminated (SIGTERM)");
+    let last = stop_tracer(&mut tracer, libc::SIGTERM, "terminated (SIGTERM)");
     assert_eq!(
         last["totals"]["lost_events"], 0,
         "no event may be lost at this rate"

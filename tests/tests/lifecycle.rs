@@ -58,33 +58,14 @@ fn lifecycle_for(env: &TestEnv, version: &str) {
     target.stdout.expect("WAITING", Duration::from_secs(10));
     let inspected = inspect(env, target.pid);
 
-    let mut tracer_cmd = env.tracer();
-    tracer_cmd.args([
-        "attach",
-        "--json",
-        "--interval",
-        "200ms",
-        "--pid",
-        &target.pid.to_string(),
-    ]);
-    let mut tracer = Proc::start(tracer_cmd);
-    // The first document means the probes are attached and the loop runs.
-    tracer.stdout.expect("{", Duration::from_secs(30));
+    let mut tracer = attach_json(env, target.pid);
 
     target.signal(libc::SIGUSR2);
     let ready = fields(&target.stdout.expect("READY", Duration::from_secs(20)));
     let spawner: u64 = ready["spawner_goid"].parse().unwrap();
     target.signal(libc::SIGUSR1);
     target.stdout.expect("DUMPED", Duration::from_secs(10));
-    // Let the last events reach the tracer, then stop it.
-    std::thread::sleep(Duration::from_millis(500));
-    tracer.signal(libc::SIGINT);
-    let lines = tracer.stdout.rest(Duration::from_secs(20));
-    let (status, stderr) = tracer.wait(Duration::from_secs(10));
-    assert!(status.success(), "tracer failed: {status}\n{stderr}");
-    assert!(stderr.contains("interrupted"), "stderr: {stderr}");
-    let last = json_lines(&lines).pop().expect("a final document");
-    assert_eq!(last["ended"], "interrupted (Ctrl-C)");
+    let last = stop_tracer(&mut tracer, libc::SIGINT, "interrupted (Ctrl-C)");
 
     let recv_line = env.site_line("leaky", "recv");
     let select_line = env.site_line("leaky", "select");

@@ -18,45 +18,10 @@ struct ProbeReport<'a> {
 }
 
 #[derive(Serialize)]
-struct OffsetsReport {
+struct OffsetsReport<'a> {
     source: &'static str,
     #[serde(flatten)]
-    offsets: OffsetsFields,
-}
-
-#[derive(Serialize)]
-struct OffsetsFields {
-    g_goid: u64,
-    g_parent_goid: u64,
-    g_gopc: u64,
-    g_startpc: u64,
-    g_atomicstatus: u64,
-    g_waitreason: u64,
-    g_m: u64,
-    g_sched: u64,
-    gobuf_sp: u64,
-    gobuf_pc: u64,
-    gobuf_bp: u64,
-    m_curg: u64,
-}
-
-impl From<&RuntimeOffsets> for OffsetsFields {
-    fn from(o: &RuntimeOffsets) -> Self {
-        Self {
-            g_goid: o.g_goid,
-            g_parent_goid: o.g_parent_goid,
-            g_gopc: o.g_gopc,
-            g_startpc: o.g_startpc,
-            g_atomicstatus: o.g_atomicstatus,
-            g_waitreason: o.g_waitreason,
-            g_m: o.g_m,
-            g_sched: o.g_sched,
-            gobuf_sp: o.gobuf_sp,
-            gobuf_pc: o.gobuf_pc,
-            gobuf_bp: o.gobuf_bp,
-            m_curg: o.m_curg,
-        }
-    }
+    offsets: &'a RuntimeOffsets,
 }
 
 #[derive(Serialize)]
@@ -67,7 +32,7 @@ struct InspectReport<'a> {
     go_version: &'a str,
     pie: bool,
     load_bias: u64,
-    offsets: OffsetsReport,
+    offsets: OffsetsReport<'a>,
     probes: Vec<ProbeReport<'a>>,
     wait_reasons: Vec<(u8, &'a str)>,
 }
@@ -91,7 +56,7 @@ fn report(target: &Target) -> InspectReport<'_> {
         load_bias: target.load_bias,
         offsets: OffsetsReport {
             source: "DWARF",
-            offsets: (&target.offsets).into(),
+            offsets: &target.offsets,
         },
         probes: points
             .into_iter()

@@ -12,23 +12,27 @@ pub struct Event {
     pub body: EventBody,
 }
 
+/// A goroutine creation, as read from the new `runtime.g`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Spawn {
+    pub goid: u64,
+    /// `g.parentGoid`; 0 when the runtime created it without a parent.
+    pub parent_goid: u64,
+    /// `g.gopc`: return address of the `go` statement's call.
+    pub gopc: u64,
+    /// `g.startpc`: the goroutine's function.
+    pub start_pc: u64,
+    pub g_addr: u64,
+    /// `g.atomicstatus` right after creation (runnable, or waiting for
+    /// goroutines created parked, e.g. `iter.Pull` coroutines).
+    pub status: u32,
+    /// `g.waitreason` when created parked.
+    pub wait_reason: u8,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventBody {
-    Spawn {
-        goid: u64,
-        /// `g.parentGoid`; 0 when the runtime created it without a parent.
-        parent_goid: u64,
-        /// `g.gopc`: return address of the `go` statement's call.
-        gopc: u64,
-        /// `g.startpc`: the goroutine's function.
-        start_pc: u64,
-        g_addr: u64,
-        /// `g.atomicstatus` right after creation (runnable, or waiting for
-        /// goroutines created parked, e.g. `iter.Pull` coroutines).
-        status: u32,
-        /// `g.waitreason` when created parked.
-        wait_reason: u8,
-    },
+    Spawn(Spawn),
     Park {
         goid: u64,
         /// Version-specific `waitReason` code.
@@ -53,7 +57,7 @@ pub enum EventBody {
 impl EventBody {
     pub fn goid(&self) -> u64 {
         match *self {
-            EventBody::Spawn { goid, .. }
+            EventBody::Spawn(Spawn { goid, .. })
             | EventBody::Park { goid, .. }
             | EventBody::Ready { goid, .. }
             | EventBody::Exit { goid, .. } => goid,
@@ -91,7 +95,7 @@ fn from_raw(raw: &GoroutineEvent) -> Result<Event, DecodeError> {
         return Err(DecodeError::Unreadable(raw.g_addr));
     }
     let body = match kind {
-        EventKind::Spawn => EventBody::Spawn {
+        EventKind::Spawn => EventBody::Spawn(Spawn {
             goid: raw.goid,
             parent_goid: raw.other_goid,
             gopc: raw.pc,
@@ -99,7 +103,7 @@ fn from_raw(raw: &GoroutineEvent) -> Result<Event, DecodeError> {
             g_addr: raw.g_addr,
             status: raw.code,
             wait_reason: raw.arg as u8,
-        },
+        }),
         EventKind::Park => EventBody::Park {
             goid: raw.goid,
             reason: raw.code as u8,
@@ -174,13 +178,13 @@ mod tests {
         assert_eq!(ev.tid, 7);
         assert!(matches!(
             ev.body,
-            EventBody::Spawn {
+            EventBody::Spawn(Spawn {
                 goid: 42,
                 parent_goid: 1,
                 gopc: 0x4a0000,
                 status: 1,
                 ..
-            }
+            })
         ));
 
         raw.header.kind = EventKind::Park as u32;

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde::Serialize;
 
-use super::event::{Event, EventBody};
+use super::event::{Event, EventBody, Spawn};
 
 /// What the tracer knows a goroutine is doing.
 ///
@@ -187,24 +187,7 @@ impl GoroutineTable {
             return;
         }
         match ev.body {
-            EventBody::Spawn {
-                goid,
-                parent_goid,
-                gopc,
-                start_pc,
-                g_addr,
-                status,
-                wait_reason,
-            } => self.spawn(
-                ev.ts_ns,
-                goid,
-                parent_goid,
-                gopc,
-                start_pc,
-                g_addr,
-                status,
-                wait_reason,
-            ),
+            EventBody::Spawn(spawn) => self.spawn(ev.ts_ns, &spawn),
             EventBody::Park {
                 goid,
                 reason,
@@ -249,18 +232,16 @@ impl GoroutineTable {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn spawn(
-        &mut self,
-        ts_ns: u64,
-        goid: u64,
-        parent_goid: u64,
-        gopc: u64,
-        start_pc: u64,
-        g_addr: u64,
-        status: u32,
-        wait_reason: u8,
-    ) {
+    fn spawn(&mut self, ts_ns: u64, spawn: &Spawn) {
+        let &Spawn {
+            goid,
+            parent_goid,
+            gopc,
+            start_pc,
+            g_addr,
+            status,
+            wait_reason,
+        } = spawn;
         if let Some(existing) = self.goroutines.get(&goid) {
             if existing.origin == Origin::Traced {
                 self.totals.duplicate_events += 1;
@@ -397,7 +378,7 @@ mod tests {
     fn spawn(ts: u64, goid: u64, parent: u64, gopc: u64) -> Event {
         ev(
             ts,
-            EventBody::Spawn {
+            EventBody::Spawn(Spawn {
                 goid,
                 parent_goid: parent,
                 gopc,
@@ -405,7 +386,7 @@ mod tests {
                 g_addr: G,
                 status: 1,
                 wait_reason: 0,
-            },
+            }),
         )
     }
     fn park(ts: u64, goid: u64, reason: u8) -> Event {
@@ -591,7 +572,7 @@ mod tests {
     fn spawned_parked_goroutines_start_waiting() {
         let t = table(&[ev(
             1,
-            EventBody::Spawn {
+            EventBody::Spawn(Spawn {
                 goid: 4,
                 parent_goid: 1,
                 gopc: 0x10,
@@ -599,7 +580,7 @@ mod tests {
                 g_addr: G,
                 status: 4,
                 wait_reason: 9,
-            },
+            }),
         )]);
         let g = t.get(4).unwrap();
         assert_eq!(

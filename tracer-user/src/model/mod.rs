@@ -10,7 +10,7 @@
 mod event;
 mod goroutines;
 
-pub use event::{decode_event, DecodeError, Event, EventBody};
+pub use event::{decode_event, DecodeError, Event, EventBody, Spawn};
 pub use goroutines::{
     GoStatus, Goroutine, GoroutineState, GoroutineTable, Origin, SiteStats, Totals,
 };
