@@ -58,7 +58,8 @@ pub fn test_env() -> TestEnv {
 }
 
 impl TestEnv {
-    /// A Go test target binary built with Go `version`.
+    /// A Go test target binary built with Go `version`; `name` may carry a
+    /// build suffix (`-stripped`, `-pie`, `-cgo`, see xtask's `GoBuild`).
     pub fn go_target(&self, version: &str, name: &str) -> PathBuf {
         let p = self.gobin.join(format!("go{version}")).join(name);
         assert!(
@@ -71,20 +72,24 @@ impl TestEnv {
 
     /// The line of `tests/go/<target>/main.go` carrying `// SITE:<marker>`.
     pub fn site_line(&self, target: &str, marker: &str) -> u32 {
+        self.marked_line(target, &format!("// SITE:{marker}"))
+    }
+
+    /// The only line of `tests/go/<target>/main.go` containing `needle`.
+    pub fn marked_line(&self, target: &str, needle: &str) -> u32 {
         let path = self.go_src.join(target).join("main.go");
         let text =
             std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let needle = format!("// SITE:{marker}");
         let lines: Vec<u32> = text
             .lines()
             .enumerate()
-            .filter(|(_, l)| l.contains(&needle))
+            .filter(|(_, l)| l.contains(needle))
             .map(|(i, _)| i as u32 + 1)
             .collect();
         assert_eq!(
             lines.len(),
             1,
-            "expected exactly one {needle} in {}",
+            "expected exactly one {needle:?} in {}",
             path.display()
         );
         lines[0]
@@ -253,6 +258,8 @@ pub struct DumpGoroutine {
     /// `file:line` under "created by …", when present.
     pub created_at: Option<String>,
     pub created_by_goid: Option<u64>,
+    /// The stack, innermost first: (function, `file:line`).
+    pub frames: Vec<(String, String)>,
 }
 
 /// Parses a debug=2 goroutine dump.
@@ -277,6 +284,20 @@ pub fn parse_goroutine_dump(text: &str) -> Vec<DumpGoroutine> {
         let body: Vec<&str> = lines.collect();
         let mut created_at = None;
         let mut created_by_goid = None;
+        let mut frames = Vec::new();
+        for pair in body.chunks(2) {
+            let [func, loc] = pair else { break };
+            if func.starts_with("created by ") {
+                break;
+            }
+            // "main.blockRecv(...)" / "sync.(*Mutex).Lock(0x5f2b80)" → name
+            let name = match func.rfind('(') {
+                Some(i) if func.ends_with(')') => &func[..i],
+                _ => func,
+            };
+            let loc = loc.trim().split(" +").next().unwrap_or_default();
+            frames.push((name.to_string(), loc.to_string()));
+        }
         if let Some(i) = body.iter().position(|l| l.starts_with("created by ")) {
             created_by_goid = body[i]
                 .rsplit_once(" in goroutine ")
@@ -290,6 +311,7 @@ pub fn parse_goroutine_dump(text: &str) -> Vec<DumpGoroutine> {
             reason,
             created_at,
             created_by_goid,
+            frames,
         });
     }
     out

@@ -58,6 +58,10 @@ pub struct AttachArgs {
     /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the target exits.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// List at most this many goroutines per JSON document (lowest goids
+    /// first); the rest are counted in "goroutines_omitted". Default: all.
+    #[arg(long, value_name = "N")]
+    pub max_goroutines: Option<usize>,
 }
 
 #[derive(Debug, Args)]

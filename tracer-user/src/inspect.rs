@@ -5,7 +5,10 @@ use serde::Serialize;
 
 use crate::{
     cli::InspectArgs,
-    target::{Placement, ProbePoint, RuntimeOffsets, Target},
+    target::{
+        OffsetsSource, Placement, ProbePoint, RuntimeOffsets, RuntimeVars, Target,
+        WaitReasonsSource,
+    },
 };
 
 #[derive(Serialize)]
@@ -19,7 +22,7 @@ struct ProbeReport<'a> {
 
 #[derive(Serialize)]
 struct OffsetsReport<'a> {
-    source: &'static str,
+    source: OffsetsSource,
     #[serde(flatten)]
     offsets: &'a RuntimeOffsets,
 }
@@ -30,11 +33,22 @@ struct InspectReport<'a> {
     binary: &'a str,
     attach_path: String,
     go_version: &'a str,
+    /// No `.symtab` or no DWARF: functions and lines come from `.gopclntab`.
+    stripped: bool,
+    pclntab_version: &'a str,
     pie: bool,
     load_bias: u64,
     offsets: OffsetsReport<'a>,
     probes: Vec<ProbeReport<'a>>,
+    /// `runtime.newproc1`'s entry; the spawn probes are its RETs.
+    newproc1_entry: u64,
+    /// Link-time addresses of `runtime.allglen` and `runtime.allgptr`.
+    runtime_vars: RuntimeVars,
+    /// Non-empty wait reasons as `(code, string)`.
     wait_reasons: Vec<(u8, &'a str)>,
+    wait_reasons_source: WaitReasonsSource,
+    /// The whole `waitReasonStrings` table, indexed by code (`""` included).
+    wait_reason_strings: Vec<&'a str>,
 }
 
 fn report(target: &Target) -> InspectReport<'_> {
@@ -52,10 +66,12 @@ fn report(target: &Target) -> InspectReport<'_> {
         binary: &target.display_path,
         attach_path: target.attach_path.display().to_string(),
         go_version: &target.go_version.raw,
+        stripped: target.stripped,
+        pclntab_version: &target.pclntab_version,
         pie: target.pie,
         load_bias: target.load_bias,
         offsets: OffsetsReport {
-            source: "DWARF",
+            source: target.offsets_source,
             offsets: &target.offsets,
         },
         probes: points
@@ -68,6 +84,8 @@ fn report(target: &Target) -> InspectReport<'_> {
                 placement: p.placement,
             })
             .collect(),
+        newproc1_entry: plan.newproc1_entry,
+        runtime_vars: target.runtime_vars,
         wait_reasons: (0..=u8::MAX)
             .filter_map(|code| {
                 target
@@ -77,6 +95,8 @@ fn report(target: &Target) -> InspectReport<'_> {
                     .map(|n| (code, n))
             })
             .collect(),
+        wait_reasons_source: target.wait_reasons_source,
+        wait_reason_strings: target.wait_reasons.iter().map(|(_, n)| n).collect(),
     }
 }
 
@@ -96,8 +116,27 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         println!("pid:         {pid}");
     }
     println!("go version:  {}", r.go_version);
+    println!(
+        "stripped:    {}",
+        if r.stripped {
+            "yes (no .symtab or no DWARF)"
+        } else {
+            "no"
+        }
+    );
+    println!("pclntab:     {}", r.pclntab_version);
     println!("pie:         {} (load bias {:#x})", r.pie, r.load_bias);
     println!("offsets ({}): {}", r.offsets.source, target.offsets);
+    println!(
+        "allgs:       runtime.allglen @ {:#x}, runtime.allgptr @ {:#x}",
+        r.runtime_vars.allglen, r.runtime_vars.allgptr
+    );
+    let rets: Vec<String> = plan_rets(&r);
+    println!(
+        "newproc1:    @ {:#x}, RETs at +{}",
+        r.newproc1_entry,
+        rets.join(", +")
+    );
     println!("probes:");
     for p in &r.probes {
         println!(
@@ -106,11 +145,21 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         );
     }
     println!(
-        "wait reasons: {} known (e.g. {})",
+        "wait reasons: {} known, from {} (e.g. {})",
         r.wait_reasons.len(),
+        r.wait_reasons_source,
         sample_reasons(&r.wait_reasons)
     );
     Ok(())
+}
+
+/// Offsets of the spawn probes (newproc1's RETs) from newproc1's entry.
+fn plan_rets(r: &InspectReport<'_>) -> Vec<String> {
+    r.probes
+        .iter()
+        .filter(|p| p.placement == Placement::Ret)
+        .map(|p| format!("{:#x}", p.vaddr.wrapping_sub(r.newproc1_entry)))
+        .collect()
 }
 
 fn sample_reasons(reasons: &[(u8, &str)]) -> String {

@@ -9,6 +9,7 @@
 //!
 //! See ../shared/GUIDE.md §2–3 for why each step is the way it is.
 
+mod gen_offsets;
 mod toolchain;
 
 use std::{
@@ -31,7 +32,9 @@ pub const BENCH_GO_VERSIONS: &[&str] = &["1.22.10", "1.26.6"];
 /// Go toolchain for the demo and benchmarks.
 pub const DEFAULT_GO: &str = "1.26.6";
 /// Go programs under tests/go/.
-pub const GO_TARGETS: &[&str] = &["leaky", "churn", "pingpong", "demo"];
+pub const GO_TARGETS: &[&str] = &["leaky", "churn", "pingpong", "demo", "backlog"];
+/// Go programs also built stripped, PIE and with cgo (see `GoBuild`).
+pub const GO_TARGETS_ALL_BUILDS: &[&str] = &["backlog"];
 
 #[derive(Parser)]
 #[command(name = "cargo xtask")]
@@ -65,6 +68,9 @@ enum Cmd {
     },
     /// Run the benchmarks whose figures live in BENCHMARKS.md.
     Bench,
+    /// Regenerate tracer-user/src/target/offsets_table.rs (runtime offsets and
+    /// wait reasons per Go minor version, for binaries without DWARF/.symtab).
+    GenOffsets,
 }
 
 fn main() -> Result<()> {
@@ -87,6 +93,7 @@ fn main() -> Result<()> {
         } => demo(&root, &duration, &tracer_args)?,
         Cmd::Test { filter } => test(&root, filter.as_deref())?,
         Cmd::Bench => bench(&root)?,
+        Cmd::GenOffsets => gen_offsets::gen_offsets(&root)?,
     }
     Ok(())
 }
@@ -138,6 +145,11 @@ fn build_go_targets(root: &Path) -> Result<()> {
         let go = toolchain::go(root, v)?;
         for name in GO_TARGETS {
             toolchain::go_build(root, &go, v, name)?;
+        }
+        for name in GO_TARGETS_ALL_BUILDS {
+            for how in toolchain::GoBuild::ALL {
+                toolchain::go_build_as(root, &go, v, name, how)?;
+            }
         }
     }
     Ok(())

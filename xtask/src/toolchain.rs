@@ -120,12 +120,67 @@ pub fn go(root: &Path, version: &str) -> Result<PathBuf> {
     Ok(go)
 }
 
+/// How a Go test target is built: the shapes production binaries come in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoBuild {
+    /// `go build`: symbols and DWARF, static, no cgo.
+    Plain,
+    /// `-ldflags="-s -w"`: no .symtab, no DWARF.
+    Stripped,
+    /// `-buildmode=pie`.
+    Pie,
+    /// `CGO_ENABLED=1` (external linking with gcc, a C runtime).
+    Cgo,
+}
+
+impl GoBuild {
+    pub const ALL: [GoBuild; 4] = [
+        GoBuild::Plain,
+        GoBuild::Stripped,
+        GoBuild::Pie,
+        GoBuild::Cgo,
+    ];
+
+    /// Suffix of the output file name ("" for plain builds).
+    pub fn suffix(self) -> &'static str {
+        match self {
+            GoBuild::Plain => "",
+            GoBuild::Stripped => "-stripped",
+            GoBuild::Pie => "-pie",
+            GoBuild::Cgo => "-cgo",
+        }
+    }
+}
+
 /// Builds tests/go/<name> with `go` into target/gobin/go<version>/<name>.
 pub fn go_build(root: &Path, go: &Path, version: &str, name: &str) -> Result<PathBuf> {
-    let out = root.join(format!("target/gobin/go{version}/{name}"));
+    go_build_as(root, go, version, name, GoBuild::Plain)
+}
+
+/// Builds tests/go/<name> the `how` way into
+/// target/gobin/go<version>/<name><suffix>.
+pub fn go_build_as(
+    root: &Path,
+    go: &Path,
+    version: &str,
+    name: &str,
+    how: GoBuild,
+) -> Result<PathBuf> {
+    let out = root.join(format!("target/gobin/go{version}/{name}{}", how.suffix()));
     let cache = root.join("target/gocache");
-    run(Command::new(go)
-        .args(["build", "-o"])
+    let mut cmd = Command::new(go);
+    cmd.arg("build");
+    match how {
+        GoBuild::Plain | GoBuild::Cgo => {}
+        GoBuild::Stripped => {
+            cmd.arg("-ldflags=-s -w");
+        }
+        GoBuild::Pie => {
+            cmd.arg("-buildmode=pie");
+        }
+    }
+    run(cmd
+        .arg("-o")
         .arg(&out)
         .arg(".")
         .current_dir(root.join("tests/go").join(name))
@@ -133,6 +188,6 @@ pub fn go_build(root: &Path, go: &Path, version: &str, name: &str) -> Result<Pat
         .env("GOPATH", cache.join("path"))
         .env("GOFLAGS", "-mod=mod")
         .env("GOTOOLCHAIN", "local")
-        .env("CGO_ENABLED", "0"))?;
+        .env("CGO_ENABLED", if how == GoBuild::Cgo { "1" } else { "0" }))?;
     Ok(out)
 }

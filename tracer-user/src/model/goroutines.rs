@@ -2,6 +2,7 @@
 //! where it came from, plus running totals.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -18,6 +19,8 @@ use super::event::{Event, EventBody, Spawn};
 pub enum GoroutineState {
     Runnable,
     Running,
+    /// In a system call (only known from a memory snapshot).
+    Syscall,
     Waiting,
 }
 
@@ -30,6 +33,9 @@ pub enum Origin {
     /// It existed before attach and was first seen parking, waking or exiting:
     /// creation site, parent and start time unknown.
     PreAttach,
+    /// Read from the target's memory at attach (`runtime.allgs`): creation
+    /// site and parent known, start time unknown.
+    Snapshot,
 }
 
 /// The Go runtime's `g.atomicstatus` values (stable across Go 1.21–1.27).
@@ -88,14 +94,37 @@ pub struct Goroutine {
     pub wake_count: u64,
     pub last_waker: Option<u64>,
     pub origin: Origin,
+    /// Where it is blocked: runtime PCs, innermost first (frame 0 is the
+    /// saved PC, the others are return addresses). Set while waiting.
+    pub blocked_stack: Option<Arc<[u64]>>,
 }
 
 /// Spawn/exit counts of one creation site (one `go` statement).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct SiteStats {
+    /// Spawns traced since attach.
     pub spawned: u64,
+    /// Goroutines found by the attach-time snapshot.
+    pub at_attach: u64,
     pub exited: u64,
     pub live: u64,
+}
+
+/// A goroutine as read from the target's memory, in the model's terms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotGoroutine {
+    pub goid: u64,
+    pub parent_goid: Option<u64>,
+    pub gopc: Option<u64>,
+    pub start_pc: Option<u64>,
+    pub g_addr: u64,
+    /// Raw `g.atomicstatus`.
+    pub status: u32,
+    pub wait_reason: u8,
+    /// `g.waitsince` when the runtime recorded it (CLOCK_MONOTONIC ns).
+    pub waiting_since_ns: Option<u64>,
+    /// When the snapshot read it.
+    pub seen_at_ns: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -106,7 +135,10 @@ pub struct Totals {
     pub spawned: u64,
     /// Exits traced since attach (of traced and pre-attach goroutines).
     pub exited: u64,
-    /// Goroutines first seen by a park, wake or exit (they predate attach).
+    /// Goroutines found in the target's memory at attach.
+    pub snapshot_seeded: u64,
+    /// Goroutines first seen by a park, wake or exit (they predate attach and
+    /// the snapshot missed them, or there was none).
     pub pre_attach_seen: u64,
     /// Of `exited`, those whose creation was not traced.
     pub pre_attach_exited: u64,
@@ -177,6 +209,68 @@ impl GoroutineTable {
         self.totals.malformed_events += 1;
     }
 
+    /// Seeds the table with the goroutines read from the target's memory at
+    /// attach. Goroutines already known (from events applied earlier) are
+    /// left alone; dead ones are skipped.
+    pub fn seed(&mut self, goroutines: impl IntoIterator<Item = SnapshotGoroutine>) {
+        for sg in goroutines {
+            if sg.goid == 0 || self.goroutines.contains_key(&sg.goid) {
+                continue;
+            }
+            let (state, wait_reason) = match GoStatus::from_raw(sg.status) {
+                GoStatus::Waiting | GoStatus::Leaked => {
+                    (GoroutineState::Waiting, Some(sg.wait_reason))
+                }
+                GoStatus::Running => (GoroutineState::Running, None),
+                GoStatus::Syscall => (GoroutineState::Syscall, None),
+                GoStatus::Runnable | GoStatus::Preempted | GoStatus::CopyStack => {
+                    (GoroutineState::Runnable, None)
+                }
+                GoStatus::Idle | GoStatus::Dead | GoStatus::Other(_) => continue,
+            };
+            self.totals.snapshot_seeded += 1;
+            if let Some(pc) = sg.gopc {
+                let site = self.sites.entry(pc).or_default();
+                site.at_attach += 1;
+                site.live += 1;
+            }
+            self.goroutines.insert(
+                sg.goid,
+                Goroutine {
+                    goid: sg.goid,
+                    parent_goid: sg.parent_goid,
+                    gopc: sg.gopc,
+                    start_pc: sg.start_pc,
+                    g_addr: sg.g_addr,
+                    state,
+                    wait_reason,
+                    wait_object: None,
+                    created_at_ns: None,
+                    first_seen_ns: sg.seen_at_ns,
+                    parked_since_ns: if state == GoroutineState::Waiting {
+                        sg.waiting_since_ns
+                    } else {
+                        None
+                    },
+                    wake_count: 0,
+                    last_waker: None,
+                    origin: Origin::Snapshot,
+                    blocked_stack: None,
+                },
+            );
+        }
+    }
+
+    /// Records where a waiting goroutine is blocked. Ignored unless it is
+    /// still the same wait: waiting, and parked since `parked_since_ns`.
+    pub fn set_blocked_stack(&mut self, goid: u64, parked_since_ns: Option<u64>, pcs: Arc<[u64]>) {
+        if let Some(g) = self.goroutines.get_mut(&goid) {
+            if g.state == GoroutineState::Waiting && g.parked_since_ns == parked_since_ns {
+                g.blocked_stack = Some(pcs);
+            }
+        }
+    }
+
     /// Applies one event. This is the only place a goroutine's state changes.
     pub fn apply(&mut self, ev: &Event) {
         self.last_ts_ns = self.last_ts_ns.max(ev.ts_ns);
@@ -210,6 +304,7 @@ impl GoroutineTable {
                 g.wait_reason = Some(reason);
                 g.wait_object = Some(lock);
                 g.parked_since_ns = Some(ev.ts_ns);
+                g.blocked_stack = None;
             }
             EventBody::Ready {
                 goid,
@@ -222,6 +317,7 @@ impl GoroutineTable {
                 g.wait_reason = None;
                 g.wait_object = None;
                 g.parked_since_ns = None;
+                g.blocked_stack = None;
                 g.wake_count += 1;
                 g.last_waker = waker;
                 if let Some(w) = waker {
@@ -251,11 +347,26 @@ impl GoroutineTable {
         self.totals.spawned += 1;
         let site = self.sites.entry(gopc).or_default();
         site.spawned += 1;
-        site.live += 1;
-        let waiting = GoStatus::from_raw(status) == GoStatus::Waiting;
-        // A goroutine can only be seen before its spawn event if events were
-        // reordered across CPUs; keep what it did, fill in its creation.
+        // A snapshot entry is the same goroutine, already counted live.
         let previous = self.goroutines.remove(&goid);
+        match previous.as_ref().map(|p| (p.origin, p.gopc)) {
+            Some((Origin::Snapshot, Some(pc))) => {
+                if let Some(s) = self.sites.get_mut(&pc) {
+                    s.at_attach = s.at_attach.saturating_sub(1);
+                    s.live = s.live.saturating_sub(1);
+                }
+                self.totals.snapshot_seeded -= 1;
+            }
+            Some((Origin::Snapshot, None)) => self.totals.snapshot_seeded -= 1,
+            Some(_) => self.totals.pre_attach_seen -= 1,
+            None => {}
+        }
+        self.sites.entry(gopc).or_default().live += 1;
+        let waiting = GoStatus::from_raw(status) == GoStatus::Waiting;
+        // A goroutine can be seen before its spawn event when events were
+        // reordered across CPUs, or when the snapshot read it after it was
+        // created and before its spawn event was applied: keep the newer
+        // state, fill in its creation.
         let mut g = Goroutine {
             goid,
             parent_goid: (parent_goid != 0).then_some(parent_goid),
@@ -275,9 +386,10 @@ impl GoroutineTable {
             wake_count: 0,
             last_waker: None,
             origin: Origin::Traced,
+            blocked_stack: None,
         };
         if let Some(prev) = previous {
-            self.totals.pre_attach_seen -= 1;
+            g.blocked_stack = prev.blocked_stack;
             g.state = prev.state;
             g.wait_reason = prev.wait_reason;
             g.wait_object = prev.wait_object;
@@ -295,14 +407,12 @@ impl GoroutineTable {
         match self.goroutines.remove(&goid) {
             Some(g) => {
                 self.totals.exited += 1;
-                match g.gopc {
-                    Some(pc) if g.origin == Origin::Traced => {
-                        if let Some(site) = self.sites.get_mut(&pc) {
-                            site.exited += 1;
-                            site.live = site.live.saturating_sub(1);
-                        }
-                    }
-                    _ => self.totals.pre_attach_exited += 1,
+                if g.origin != Origin::Traced {
+                    self.totals.pre_attach_exited += 1;
+                }
+                if let Some(site) = g.gopc.and_then(|pc| self.sites.get_mut(&pc)) {
+                    site.exited += 1;
+                    site.live = site.live.saturating_sub(1);
                 }
             }
             None if self.recent_exits.contains(&goid) => {
@@ -335,6 +445,7 @@ impl GoroutineTable {
             g.wait_reason = None;
             g.wait_object = None;
             g.parked_since_ns = None;
+            g.blocked_stack = None;
         }
     }
 
@@ -357,6 +468,7 @@ impl GoroutineTable {
                 wake_count: 0,
                 last_waker: None,
                 origin: Origin::PreAttach,
+                blocked_stack: None,
             }
         })
     }
@@ -440,6 +552,7 @@ mod tests {
                 0x4000,
                 &SiteStats {
                     spawned: 1,
+                    at_attach: 0,
                     exited: 0,
                     live: 1
                 }
@@ -482,6 +595,7 @@ mod tests {
             t.sites().next().unwrap().1,
             &SiteStats {
                 spawned: 1,
+                at_attach: 0,
                 exited: 1,
                 live: 0
             }
@@ -634,6 +748,7 @@ mod tests {
                     0xa,
                     SiteStats {
                         spawned: 2,
+                        at_attach: 0,
                         exited: 1,
                         live: 1
                     }
@@ -642,11 +757,155 @@ mod tests {
                     0xb,
                     SiteStats {
                         spawned: 1,
+                        at_attach: 0,
                         exited: 1,
                         live: 0
                     }
                 )
             ]
         );
+    }
+
+    fn seeded(goid: u64, status: u32, reason: u8, gopc: u64) -> SnapshotGoroutine {
+        SnapshotGoroutine {
+            goid,
+            parent_goid: Some(1),
+            gopc: Some(gopc),
+            start_pc: Some(0x5000),
+            g_addr: G,
+            status,
+            wait_reason: reason,
+            waiting_since_ns: None,
+            seen_at_ns: 50,
+        }
+    }
+
+    #[test]
+    fn the_snapshot_seeds_every_live_goroutine_with_its_site() {
+        let mut t = GoroutineTable::new();
+        t.seed([
+            seeded(5, 4, 19, 0xa),
+            seeded(6, 0x1004, 18, 0xa), // _Gscan|_Gwaiting
+            seeded(7, 1, 0, 0xb),
+            seeded(8, 3, 0, 0xb),
+            seeded(9, 6, 0, 0xb), // dead: a free g, skipped
+            seeded(10, 2, 0, 0xb),
+        ]);
+        let g = t.get(5).unwrap();
+        assert_eq!(
+            (g.origin, g.state, g.wait_reason),
+            (Origin::Snapshot, GoroutineState::Waiting, Some(19))
+        );
+        assert_eq!(
+            (g.parent_goid, g.gopc, g.created_at_ns, g.parked_since_ns),
+            (Some(1), Some(0xa), None, None)
+        );
+        assert_eq!(t.get(6).unwrap().wait_reason, Some(18));
+        assert_eq!(t.get(7).unwrap().state, GoroutineState::Runnable);
+        assert_eq!(t.get(8).unwrap().state, GoroutineState::Syscall);
+        assert_eq!(t.get(10).unwrap().state, GoroutineState::Running);
+        assert!(t.get(9).is_none());
+        let totals = t.totals();
+        assert_eq!(
+            (totals.live, totals.snapshot_seeded, totals.spawned),
+            (5, 5, 0)
+        );
+        let mut sites: Vec<_> = t.sites().map(|(pc, s)| (pc, *s)).collect();
+        sites.sort_by_key(|(pc, _)| *pc);
+        assert_eq!(
+            sites[0].1,
+            SiteStats {
+                spawned: 0,
+                at_attach: 2,
+                exited: 0,
+                live: 2
+            }
+        );
+        assert_eq!(
+            sites[1].1,
+            SiteStats {
+                spawned: 0,
+                at_attach: 3,
+                exited: 0,
+                live: 3
+            }
+        );
+    }
+
+    #[test]
+    fn seeded_goroutines_follow_live_events() {
+        let mut t = GoroutineTable::new();
+        t.seed([seeded(5, 4, 19, 0xa), seeded(6, 4, 19, 0xa)]);
+        t.apply(&ready(60, 5, Some(6)));
+        assert_eq!(t.get(5).unwrap().state, GoroutineState::Runnable);
+        assert_eq!(t.get(6).unwrap().state, GoroutineState::Running);
+        t.apply(&exit(70, 5));
+        let totals = t.totals();
+        assert_eq!(
+            (
+                totals.live,
+                totals.exited,
+                totals.pre_attach_exited,
+                totals.pre_attach_seen
+            ),
+            (1, 1, 1, 0)
+        );
+        assert_eq!(
+            t.sites().next().unwrap().1,
+            &SiteStats {
+                spawned: 0,
+                at_attach: 2,
+                exited: 1,
+                live: 1
+            }
+        );
+    }
+
+    #[test]
+    fn a_spawn_event_applied_after_the_snapshot_upgrades_the_entry() {
+        let mut t = GoroutineTable::new();
+        t.seed([seeded(5, 4, 19, 0xa)]);
+        t.apply(&spawn(40, 5, 1, 0xa));
+        let g = t.get(5).unwrap();
+        assert_eq!((g.origin, g.created_at_ns), (Origin::Traced, Some(40)));
+        assert_eq!(
+            g.state,
+            GoroutineState::Waiting,
+            "the snapshot's state is newer than the spawn"
+        );
+        let totals = t.totals();
+        assert_eq!(
+            (totals.live, totals.spawned, totals.snapshot_seeded),
+            (1, 1, 0)
+        );
+        assert_eq!(
+            t.sites().next().unwrap().1,
+            &SiteStats {
+                spawned: 1,
+                at_attach: 0,
+                exited: 0,
+                live: 1
+            }
+        );
+    }
+
+    #[test]
+    fn blocked_stacks_belong_to_one_wait() {
+        let mut t = table(&[spawn(1, 2, 1, 0xa), park(2, 2, 7)]);
+        let pcs: Arc<[u64]> = Arc::from(vec![0x10, 0x20]);
+        t.set_blocked_stack(2, Some(99), pcs.clone());
+        assert!(
+            t.get(2).unwrap().blocked_stack.is_none(),
+            "stale: another wait"
+        );
+        t.set_blocked_stack(2, Some(2), pcs.clone());
+        assert_eq!(
+            t.get(2).unwrap().blocked_stack.as_deref(),
+            Some(&[0x10, 0x20][..])
+        );
+        t.apply(&ready(3, 2, None));
+        assert!(t.get(2).unwrap().blocked_stack.is_none());
+        t.set_blocked_stack(2, None, pcs);
+        assert!(t.get(2).unwrap().blocked_stack.is_none(), "not waiting");
     }
 }

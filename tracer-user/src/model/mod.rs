@@ -12,5 +12,6 @@ mod goroutines;
 
 pub use event::{decode_event, DecodeError, Event, EventBody, Spawn};
 pub use goroutines::{
-    GoStatus, Goroutine, GoroutineState, GoroutineTable, Origin, SiteStats, Totals,
+    GoStatus, Goroutine, GoroutineState, GoroutineTable, Origin, SiteStats, SnapshotGoroutine,
+    Totals,
 };

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::model::{Goroutine, GoroutineState, GoroutineTable, Origin, SiteStats, Totals};
 use crate::probes::ProbeCounters;
-use crate::target::Target;
+use crate::target::{memory::symbolization_pc, Target};
 
 /// A source location of the target program.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -42,6 +42,9 @@ pub struct GoroutineReport {
     pub wake_count: u64,
     pub last_waker: Option<u64>,
     pub origin: Origin,
+    /// Where it is blocked, innermost frame first (inlined frames expanded);
+    /// empty unless waiting and its stack could be read.
+    pub blocked_at: Vec<SourceLocation>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -65,11 +68,27 @@ pub struct Snapshot {
     pub by_state: BTreeMap<String, u64>,
     /// Creation sites, most live goroutines first.
     pub sites: Vec<SiteReport>,
-    /// Live goroutines, ordered by goid.
+    /// Live goroutines, ordered by goid (the first `--max-goroutines`).
     pub goroutines: Vec<GoroutineReport>,
+    /// Live goroutines left out of `goroutines` by `--max-goroutines`.
+    pub goroutines_omitted: u64,
+    /// Waiting goroutines whose blocked-at stack has not been read yet.
+    pub stacks_pending: u64,
+    /// The attach-time read of the target's goroutine list.
+    pub snapshot: Option<SnapshotSummary>,
     /// Set on the last document of a session: why tracing stopped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended: Option<String>,
+}
+
+/// What the attach-time memory snapshot found.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SnapshotSummary {
+    /// Goroutines read and seeded into the model.
+    pub goroutines: u64,
+    /// Entries discarded as torn or invalid reads.
+    pub discarded: u64,
+    pub duration_s: f64,
 }
 
 pub struct SnapshotContext<'a> {
@@ -78,6 +97,9 @@ pub struct SnapshotContext<'a> {
     pub attached_at_ns: u64,
     pub now_ns: u64,
     pub probes: ProbeCounters,
+    /// List at most this many goroutines per document.
+    pub max_goroutines: Option<usize>,
+    pub snapshot: Option<SnapshotSummary>,
 }
 
 impl SnapshotContext<'_> {
@@ -98,6 +120,35 @@ impl SnapshotContext<'_> {
         })
     }
 
+    /// Symbolizes an unwound stack: frame 0 is a saved PC, the others are
+    /// return addresses, looked up one byte earlier (inside the call). Like
+    /// Go's own tracebacks, the `runtime.goexit` frame every goroutine
+    /// starts from is left out.
+    fn stack(&self, pcs: &[u64]) -> Vec<SourceLocation> {
+        let mut out = Vec::with_capacity(pcs.len());
+        for (i, &runtime_pc) in pcs.iter().enumerate() {
+            let Some(pc) = runtime_pc.checked_sub(self.target.load_bias) else {
+                continue;
+            };
+            let frames = self.target.symbolizer.frames(symbolization_pc(i, pc));
+            if frames.len() == 1 && frames[0].function == "runtime.goexit" {
+                continue;
+            }
+            if frames.is_empty() {
+                out.push(unknown(runtime_pc));
+            }
+            for frame in frames {
+                out.push(SourceLocation {
+                    pc: format!("{runtime_pc:#x}"),
+                    function: frame.function,
+                    file: frame.file,
+                    line: frame.line,
+                });
+            }
+        }
+        out
+    }
+
     fn wait_reason(&self, code: u8) -> String {
         match self.target.wait_reasons.name(code) {
             Some(name) if !name.is_empty() => name.to_string(),
@@ -111,6 +162,7 @@ impl SnapshotContext<'_> {
             (GoroutineState::Waiting, None) => "waiting".into(),
             (GoroutineState::Runnable, _) => "runnable".into(),
             (GoroutineState::Running, _) => "running".into(),
+            (GoroutineState::Syscall, _) => "syscall".into(),
         }
     }
 
@@ -135,8 +187,18 @@ impl SnapshotContext<'_> {
                 stats,
             })
             .collect();
+        let stacks_pending = goroutines
+            .iter()
+            .filter(|g| g.state == GoroutineState::Waiting && g.blocked_stack.is_none())
+            .count() as u64;
+        let listed = self
+            .max_goroutines
+            .unwrap_or(usize::MAX)
+            .min(goroutines.len());
+        let goroutines_omitted = (goroutines.len() - listed) as u64;
         let goroutines = goroutines
             .into_iter()
+            .take(listed)
             .map(|g| GoroutineReport {
                 goid: g.goid,
                 parent_goid: g.parent_goid,
@@ -160,6 +222,11 @@ impl SnapshotContext<'_> {
                 wake_count: g.wake_count,
                 last_waker: g.last_waker,
                 origin: g.origin,
+                blocked_at: g
+                    .blocked_stack
+                    .as_deref()
+                    .map(|pcs| self.stack(pcs))
+                    .unwrap_or_default(),
             })
             .collect();
         Snapshot {
@@ -173,6 +240,9 @@ impl SnapshotContext<'_> {
             by_state,
             sites,
             goroutines,
+            goroutines_omitted,
+            stacks_pending,
+            snapshot: self.snapshot.clone(),
             ended: None,
         }
     }

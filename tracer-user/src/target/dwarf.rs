@@ -1,5 +1,6 @@
 //! DWARF: the runtime struct offsets the probes read, and pc → source
-//! symbolization (with inlined frames) through `addr2line`.
+//! symbolization (with inlined frames) through `addr2line`, or through
+//! `.gopclntab` when the binary has no DWARF.
 //!
 //! Go compresses its DWARF sections (`SHF_COMPRESSED` zlib; `.zdebug_*` in old
 //! toolchains): they are decompressed once, here, by `object`.
@@ -13,6 +14,7 @@ use object::read::ObjectSection;
 use object::Object;
 
 use super::elf::{ElfImage, FunctionTable};
+use super::pclntab::Pclntab;
 
 /// DWARF reader owning its (decompressed) section bytes, so the symbolizer
 /// can outlive the mapped file.
@@ -56,6 +58,11 @@ const NEEDED: [SectionId; 10] = [
     SectionId::DebugStr,
     SectionId::DebugStrOffsets,
 ];
+
+/// Whether the executable has DWARF (a `.debug_info` section).
+pub(crate) fn present(elf: &ElfImage<'_>) -> bool {
+    find_section(elf, SectionId::DebugInfo.name()).is_some()
+}
 
 /// Loads (and decompresses) the DWARF of the executable.
 pub(crate) fn load(elf: &ElfImage<'_>) -> Result<gimli::Dwarf<Reader>, DwarfProblem> {
@@ -125,6 +132,14 @@ pub struct RuntimeOffsets {
     pub gobuf_bp: u64,
     /// `runtime.m.curg`
     pub m_curg: u64,
+    /// `runtime.g.waitsince` (an `int64` nanotime; set lazily by the GC, not at park time)
+    pub g_waitsince: u64,
+    /// `runtime.g.stack.lo` (`g.stack` offset + `runtime.stack.lo`)
+    pub g_stack_lo: u64,
+    /// `runtime.g.stack.hi` (`g.stack` offset + `runtime.stack.hi`)
+    pub g_stack_hi: u64,
+    /// Size in bytes of `runtime.g`.
+    pub g_size: u64,
 }
 
 impl fmt::Display for RuntimeOffsets {
@@ -132,7 +147,8 @@ impl fmt::Display for RuntimeOffsets {
         write!(
             f,
             "g.goid={} g.parentGoid={} g.gopc={} g.startpc={} g.atomicstatus={} \
-             g.waitreason={}({}B) g.m={} g.sched={} gobuf.sp={} gobuf.pc={} gobuf.bp={} m.curg={}",
+             g.waitreason={}({}B) g.m={} g.sched={} gobuf.sp={} gobuf.pc={} gobuf.bp={} m.curg={} \
+             g.waitsince={} g.stack.lo={} g.stack.hi={} sizeof(g)={}",
             self.g_goid,
             self.g_parent_goid,
             self.g_gopc,
@@ -145,7 +161,11 @@ impl fmt::Display for RuntimeOffsets {
             self.gobuf_sp,
             self.gobuf_pc,
             self.gobuf_bp,
-            self.m_curg
+            self.m_curg,
+            self.g_waitsince,
+            self.g_stack_lo,
+            self.g_stack_hi,
+            self.g_size
         )
     }
 }
@@ -160,23 +180,32 @@ struct Member {
 const G: &str = "runtime.g";
 const M: &str = "runtime.m";
 const GOBUF: &str = "runtime.gobuf";
+const STACK: &str = "runtime.stack";
 
-/// Reads [`RuntimeOffsets`] from the `runtime.g`, `runtime.m` and
-/// `runtime.gobuf` struct types.
+/// Reads [`RuntimeOffsets`] from the `runtime.g`, `runtime.m`,
+/// `runtime.gobuf` and `runtime.stack` struct types.
 pub(crate) fn runtime_offsets(
     dwarf: &gimli::Dwarf<Reader>,
 ) -> Result<RuntimeOffsets, DwarfProblem> {
-    let structs = find_structs(dwarf, &[G, M, GOBUF])?;
-    let field = |type_name: &'static str, field: &'static str| -> Result<Member, DwarfProblem> {
-        let members = structs
+    let structs = find_structs(dwarf, &[G, M, GOBUF, STACK])?;
+    let layout = |type_name: &'static str| {
+        structs
             .get(type_name)
-            .ok_or(DwarfProblem::MissingType(type_name))?;
-        members
+            .ok_or(DwarfProblem::MissingType(type_name))
+    };
+    let field = |type_name: &'static str, field: &'static str| -> Result<Member, DwarfProblem> {
+        layout(type_name)?
+            .members
             .get(field)
             .copied()
             .ok_or(DwarfProblem::MissingField { type_name, field })
     };
     let waitreason = field(G, "waitreason")?;
+    let stack = field(G, "stack")?.offset;
+    let g_size = layout(G)?.size.ok_or(DwarfProblem::MissingField {
+        type_name: G,
+        field: "(byte size)",
+    })?;
     Ok(RuntimeOffsets {
         g_goid: field(G, "goid")?.offset,
         g_parent_goid: field(G, "parentGoid")?.offset,
@@ -191,16 +220,27 @@ pub(crate) fn runtime_offsets(
         gobuf_pc: field(GOBUF, "pc")?.offset,
         gobuf_bp: field(GOBUF, "bp")?.offset,
         m_curg: field(M, "curg")?.offset,
+        g_waitsince: field(G, "waitsince")?.offset,
+        g_stack_lo: stack + field(STACK, "lo")?.offset,
+        g_stack_hi: stack + field(STACK, "hi")?.offset,
+        g_size,
     })
 }
 
-/// Finds the named struct types and returns their members. Stops scanning as
+/// A struct type: its byte size and members by name.
+#[derive(Debug, Default)]
+struct StructLayout {
+    size: Option<u64>,
+    members: HashMap<String, Member>,
+}
+
+/// Finds the named struct types and returns their layouts. Stops scanning as
 /// soon as all were found (they live in the `runtime` unit, early in the file).
 fn find_structs(
     dwarf: &gimli::Dwarf<Reader>,
     names: &[&'static str],
-) -> Result<HashMap<&'static str, HashMap<String, Member>>, DwarfProblem> {
-    let mut found: HashMap<&'static str, HashMap<String, Member>> = HashMap::new();
+) -> Result<HashMap<&'static str, StructLayout>, DwarfProblem> {
+    let mut found: HashMap<&'static str, StructLayout> = HashMap::new();
     let mut headers = dwarf.units();
     while let Some(header) = headers.next()? {
         let unit = dwarf.unit(header)?;
@@ -220,7 +260,11 @@ fn find_structs(
                                     .unwrap_or(0),
                                 type_size: member_type_size(&unit, entry),
                             };
-                            found.entry(name).or_default().insert(member_name, member);
+                            found
+                                .entry(name)
+                                .or_default()
+                                .members
+                                .insert(member_name, member);
                         }
                     }
                     continue;
@@ -234,7 +278,16 @@ fn find_structs(
                 if let Some(entry_name) = entry_name(dwarf, &unit, entry) {
                     if let Some(&name) = names.iter().find(|&&n| n == entry_name) {
                         if !found.contains_key(name) {
-                            found.insert(name, HashMap::new());
+                            let size = entry
+                                .attr_value(gimli::DW_AT_byte_size)
+                                .and_then(|v| v.udata_value());
+                            found.insert(
+                                name,
+                                StructLayout {
+                                    size,
+                                    members: HashMap::new(),
+                                },
+                            );
                             current = Some((name, depth));
                         }
                     }
@@ -304,10 +357,15 @@ const CACHE_LIMIT: usize = 1 << 20;
 
 /// pc → frames (inlined frames included) and pc → function name.
 ///
+/// Sources, best first: DWARF (addr2line), the Go pclntab (function, file,
+/// line and inlined frames, as the runtime's own tracebacks), the function
+/// table (name only).
+///
 /// All pcs are link-time virtual addresses (subtract the load bias of a PIE
 /// first). Results are cached per pc; the type is `Send + Sync`.
 pub struct Symbolizer {
     functions: FunctionTable,
+    pclntab: Option<Arc<Pclntab>>,
     inner: Mutex<SymbolizerInner>,
 }
 
@@ -320,6 +378,7 @@ impl fmt::Debug for Symbolizer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Symbolizer")
             .field("functions", &self.functions.len())
+            .field("pclntab", &self.pclntab)
             .finish_non_exhaustive()
     }
 }
@@ -332,6 +391,7 @@ impl Symbolizer {
         let context = dwarf.map(addr2line::Context::from_dwarf).transpose()?;
         Ok(Symbolizer {
             functions,
+            pclntab: None,
             inner: Mutex::new(SymbolizerInner {
                 context,
                 cache: HashMap::new(),
@@ -339,8 +399,18 @@ impl Symbolizer {
         })
     }
 
-    /// Frames at `pc`, innermost (inlined) first. Falls back to the `.symtab`
-    /// function name without a location; empty if the pc is in no function.
+    /// Also symbolize through the Go pclntab, for pcs DWARF does not cover
+    /// (all of them in a binary without DWARF).
+    pub(crate) fn with_pclntab(self, pclntab: Arc<Pclntab>) -> Self {
+        Symbolizer {
+            pclntab: Some(pclntab),
+            ..self
+        }
+    }
+
+    /// Frames at `pc`, innermost (inlined) first: from DWARF, else from the
+    /// pclntab, else the function name without a location; empty if the pc
+    /// is in no function.
     pub fn frames(&self, pc: u64) -> Vec<Frame> {
         self.frames_shared(pc).to_vec()
     }
@@ -360,6 +430,11 @@ impl Symbolizer {
             .map(|c| dwarf_frames(c, pc))
             .unwrap_or_default();
         if frames.is_empty() {
+            if let Some(pclntab) = &self.pclntab {
+                frames = pclntab.frames(pc);
+            }
+        }
+        if frames.is_empty() {
             if let Some(name) = self.functions.lookup(pc) {
                 frames.push(Frame {
                     function: name.to_string(),
@@ -376,9 +451,13 @@ impl Symbolizer {
         frames
     }
 
-    /// The `.symtab` function containing `pc` (e.g. for `g.startpc`).
+    /// The function containing `pc` (e.g. for `g.startpc`), from `.symtab`
+    /// or, in a stripped binary, the pclntab.
     pub fn function_name(&self, pc: u64) -> Option<String> {
-        self.functions.lookup(pc).map(str::to_string)
+        self.functions
+            .lookup(pc)
+            .or_else(|| self.pclntab.as_ref()?.function_name(pc))
+            .map(str::to_string)
     }
 
     /// Where a goroutine was created, from its `g.gopc`. `gopc` is the return
@@ -402,7 +481,14 @@ fn dwarf_frames(context: &addr2line::Context<Reader>, pc: u64) -> Vec<Frame> {
             .and_then(|name| name.raw_name().ok().map(|n| n.into_owned()))
             .unwrap_or_else(|| "?".to_string());
         let (file, line) = match &frame.location {
-            Some(location) => (location.file.map(str::to_string), location.line),
+            // Go's compilation directory is "."; addr2line joins it to
+            // relative names ("./<autogenerated>"): show them as Go does.
+            Some(location) => (
+                location
+                    .file
+                    .map(|file| file.strip_prefix("./").unwrap_or(file).to_string()),
+                location.line,
+            ),
             None => (None, None),
         };
         frames.push(Frame {

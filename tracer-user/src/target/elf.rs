@@ -1,16 +1,23 @@
-//! ELF access for the target executable: architecture, symbols (`.symtab`),
-//! sections, the virtual-address → file-offset mapping uprobes need, and
-//! reads of initialized data by virtual address.
+//! ELF access for the target executable: architecture, symbols (`.symtab`,
+//! or for functions `.gopclntab` when the binary is stripped), sections, the
+//! virtual-address → file-offset mapping uprobes need, and reads of
+//! initialized data by virtual address.
+
+use std::sync::{Arc, OnceLock};
 
 use object::elf;
 use object::read::{File, Object, ObjectSection, ObjectSegment, ObjectSymbol, SegmentFlags};
 use object::{Architecture, ObjectKind, RelocationFlags, SectionKind};
+
+use super::pclntab::{self, Pclntab, PclntabProblem};
 
 /// A parsed executable. Borrows the file bytes.
 pub(crate) struct ElfImage<'data> {
     pub(crate) file: File<'data>,
     /// `ET_DYN` executable (position independent): loaded at a random base.
     pub(crate) pie: bool,
+    /// `.gopclntab`, parsed on first use (see [`ElfImage::pclntab`]).
+    pclntab: OnceLock<Result<Arc<Pclntab>, PclntabProblem>>,
 }
 
 /// What is wrong with a file before it can even be examined as a Go program.
@@ -39,7 +46,11 @@ impl<'data> ElfImage<'data> {
             ObjectKind::Dynamic => true,
             _ => return Err(ElfProblem::NotExecutable),
         };
-        Ok(ElfImage { file, pie })
+        Ok(ElfImage {
+            file,
+            pie,
+            pclntab: OnceLock::new(),
+        })
     }
 
     /// `Some(name)` of the architecture when it is not x86-64.
@@ -68,8 +79,17 @@ impl<'data> ElfImage<'data> {
         self.file.symbols().next().is_some()
     }
 
-    /// Looks a symbol up by exact name in `.symtab`.
+    /// Looks a symbol up by exact name in `.symtab`. Without a `.symtab`
+    /// (stripped binary), Go functions are found in `.gopclntab` (same
+    /// address and size); data symbols are then not found.
     pub(crate) fn symbol(&self, name: &str) -> Option<SymbolInfo> {
+        if !self.has_symtab() {
+            let function = self.pclntab().ok()?.function_by_name(name)?;
+            return Some(SymbolInfo {
+                address: function.entry,
+                size: function.size,
+            });
+        }
         self.file
             .symbols()
             .find(|s| s.name_bytes().is_ok_and(|n| n == name.as_bytes()))
@@ -79,8 +99,22 @@ impl<'data> ElfImage<'data> {
             })
     }
 
-    /// All function symbols with a non-zero size, sorted by address.
+    /// The Go pc/line table (parsed once; see the `pclntab` module).
+    pub(crate) fn pclntab(&self) -> Result<&Arc<Pclntab>, &PclntabProblem> {
+        self.pclntab
+            .get_or_init(|| pclntab::load(self).map(Arc::new))
+            .as_ref()
+    }
+
+    /// All function symbols with a non-zero size, sorted by address; from
+    /// `.gopclntab` when there is no `.symtab`.
     pub(crate) fn function_table(&self) -> FunctionTable {
+        if !self.has_symtab() {
+            return self
+                .pclntab()
+                .map(|table| FunctionTable::from_pclntab(table))
+                .unwrap_or_default();
+        }
         let mut entries: Vec<FunctionSymbol> = self
             .file
             .symbols()
@@ -176,6 +210,20 @@ struct FunctionSymbol {
 }
 
 impl FunctionTable {
+    /// The Go functions of a pclntab.
+    pub(crate) fn from_pclntab(table: &Pclntab) -> Self {
+        let entries = table
+            .functions()
+            .filter(|f| f.size > 0)
+            .map(|f| FunctionSymbol {
+                start: f.entry,
+                end: f.entry + f.size,
+                name: f.name,
+            })
+            .collect();
+        FunctionTable { entries }
+    }
+
     /// The function whose `[start, start+size)` contains `pc`.
     pub(crate) fn lookup(&self, pc: u64) -> Option<&str> {
         let index = self

@@ -6,6 +6,9 @@
 //! - `elf` — symbols, sections, vaddr → file offset;
 //! - `dwarf` — runtime struct offsets ([`RuntimeOffsets`]) and the pc → source
 //!   [`Symbolizer`];
+//! - `offsets_table` — generated offsets and wait reasons per Go minor
+//!   version, for binaries without DWARF ([`OffsetsSource::Table`]);
+//! - `runtime_vars` — where the goroutine list is ([`RuntimeVars`]);
 //! - `disasm` — where in a function a uprobe goes ([`Placement`]);
 //! - `wait_reasons` — `g.waitreason` code → the runtime's string ([`WaitReasons`]);
 //! - `process` — `/proc/PID/{exe,maps,mem}`.
@@ -16,16 +19,22 @@ pub mod buildinfo;
 pub mod disasm;
 mod dwarf;
 mod elf;
+pub mod memory;
+mod offsets_table;
+mod pclntab;
 mod process;
+mod runtime_vars;
 mod wait_reasons;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use buildinfo::GoVersion;
 pub use disasm::Placement;
 pub use dwarf::{Frame, RuntimeOffsets, Symbolizer};
 pub use process::process_is_alive;
+pub use runtime_vars::RuntimeVars;
 pub use wait_reasons::WaitReasons;
 
 use buildinfo::SUPPORTED_RANGE;
@@ -79,6 +88,17 @@ pub enum TargetError {
         function: String,
         vaddr: u64,
     },
+    #[error(
+        "{what} has no DWARF debug info and tracer has no built-in runtime offsets for Go 1.{minor}: \
+         rebuild the program without -ldflags=-w, or add the toolchain and run `cargo xtask gen-offsets`"
+    )]
+    NoOffsetsForVersion { what: String, minor: u32 },
+    #[error("{what}: cannot locate runtime.allglen/runtime.allgptr in {function}: {reason}")]
+    RuntimeVars {
+        what: String,
+        function: String,
+        reason: String,
+    },
     #[error("{what}: cannot read runtime.waitReasonStrings: {reason}")]
     WaitReasons { what: String, reason: String },
     #[error("{what}: cannot locate the executable's mapping in /proc/{pid}/maps")]
@@ -122,6 +142,9 @@ impl fmt::Display for ProbePoint {
 pub struct ProbePlan {
     /// Every `RET` of `runtime.newproc1` (RAX = the new `*g`).
     pub spawn: Vec<ProbePoint>,
+    /// Link-time address of `runtime.newproc1` itself (the RETs' offsets
+    /// are relative to it).
+    pub newproc1_entry: u64,
     /// `runtime.gopark(unlockf, lock, reason, traceReason, traceskip)`.
     pub park: ProbePoint,
     /// `runtime.ready(gp, traceskip, next)`.
@@ -134,6 +157,44 @@ pub const NEWPROC1: &str = "runtime.newproc1";
 pub const GOPARK: &str = "runtime.gopark";
 pub const READY: &str = "runtime.ready";
 pub const GOEXIT1: &str = "runtime.goexit1";
+
+/// Where [`Target::offsets`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OffsetsSource {
+    /// The binary's own DWARF.
+    Dwarf,
+    /// The built-in table for the binary's Go minor version (no DWARF).
+    Table,
+}
+
+/// Where [`Target::wait_reasons`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReasonsSource {
+    /// The binary's own `runtime.waitReasonStrings` (file or process memory).
+    Binary,
+    /// The built-in table for the binary's Go minor version (no `.symtab`).
+    Table,
+}
+
+impl fmt::Display for OffsetsSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OffsetsSource::Dwarf => "DWARF",
+            OffsetsSource::Table => "built-in table",
+        })
+    }
+}
+
+impl fmt::Display for WaitReasonsSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitReasonsSource::Binary => "runtime.waitReasonStrings",
+            WaitReasonsSource::Table => "built-in table",
+        })
+    }
+}
 
 /// A Go program to trace: its identity, runtime layout, probe plan, wait
 /// reasons and symbolizer.
@@ -148,13 +209,23 @@ pub struct Target {
     pub display_path: String,
     pub go_version: GoVersion,
     pub offsets: RuntimeOffsets,
+    pub offsets_source: OffsetsSource,
     pub probes: ProbePlan,
     pub wait_reasons: WaitReasons,
+    pub wait_reasons_source: WaitReasonsSource,
+    /// Link-time addresses of `runtime.allglen` / `runtime.allgptr`.
+    pub runtime_vars: RuntimeVars,
     pub symbolizer: Symbolizer,
     /// Runtime address − ELF virtual address. 0 for a non-PIE executable and
     /// for [`Target::from_path`] (nothing is loaded).
     pub load_bias: u64,
     pub pie: bool,
+    /// Format of the `.gopclntab`, e.g. `go1.20+ (0xfffffff1)`, or why it
+    /// could not be read.
+    pub pclntab_version: String,
+    /// The binary has no `.symtab` or no DWARF (`-ldflags="-s -w"`, `strip`):
+    /// function addresses and source positions then come from `.gopclntab`.
+    pub stripped: bool,
 }
 
 impl Target {
@@ -288,22 +359,55 @@ fn inspect(
 ) -> Result<Target, TargetError> {
     let go_version = go_version(elf.section_data(".go.buildinfo").unwrap_or_default(), what)?;
     let probes = plan_probes(elf, what)?;
-    let wait_reasons = read_wait_reasons(elf, what, pid, load_bias)?;
-    let dwarf = dwarf::load(elf).map_err(|p| dwarf_error(p, what))?;
-    let offsets = dwarf::runtime_offsets(&dwarf).map_err(|p| dwarf_error(p, what))?;
+    let runtime_vars = find_runtime_vars(elf, what)?;
+    let (wait_reasons, wait_reasons_source) =
+        read_wait_reasons(elf, what, pid, load_bias, &go_version)?;
+    let dwarf = match dwarf::load(elf) {
+        Ok(dwarf) => Some(dwarf),
+        Err(DwarfProblem::Missing) => None,
+        Err(problem) => return Err(dwarf_error(problem, what)),
+    };
+    let (offsets, offsets_source) = match &dwarf {
+        Some(dwarf) => (
+            dwarf::runtime_offsets(dwarf).map_err(|p| dwarf_error(p, what))?,
+            OffsetsSource::Dwarf,
+        ),
+        None => {
+            let entry = offsets_table::entry(go_version.minor).ok_or_else(|| {
+                TargetError::NoOffsetsForVersion {
+                    what: what.to_string(),
+                    minor: go_version.minor,
+                }
+            })?;
+            log::info!(
+                "{what} has no DWARF: using the built-in runtime offsets of {}",
+                entry.generated_from
+            );
+            (entry.offsets, OffsetsSource::Table)
+        }
+    };
     let symbolizer =
-        Symbolizer::new(Some(dwarf), elf.function_table()).map_err(|p| dwarf_error(p, what))?;
+        Symbolizer::new(dwarf, elf.function_table()).map_err(|p| dwarf_error(p, what))?;
+    let (symbolizer, pclntab_version) = match elf.pclntab() {
+        Ok(table) => (symbolizer.with_pclntab(Arc::clone(table)), table.version()),
+        Err(problem) => (symbolizer, format!("unreadable: {problem}")),
+    };
     Ok(Target {
         pid: None,
         attach_path: PathBuf::new(),
         display_path: String::new(),
         go_version,
         offsets,
+        offsets_source,
         probes,
         wait_reasons,
+        wait_reasons_source,
+        runtime_vars,
         symbolizer,
         load_bias,
         pie: elf.pie,
+        pclntab_version,
+        stripped: !elf.has_symtab() || !dwarf::present(elf),
     })
 }
 
@@ -401,28 +505,65 @@ fn plan_probes(elf: &ElfImage<'_>, what: &str) -> Result<ProbePlan, TargetError>
         .collect::<Result<Vec<_>, _>>()?;
     Ok(ProbePlan {
         spawn,
+        newproc1_entry: start,
         park: entry_probe(elf, what, GOPARK)?,
         ready: entry_probe(elf, what, READY)?,
         exit: entry_probe(elf, what, GOEXIT1)?,
     })
 }
 
-/// From the file when possible (no process needed; the strings never change
-/// at run time), else from the process's memory.
+/// `runtime.allglen`/`runtime.allgptr` from `.symtab`, else from the code
+/// of `runtime.forEachGRace`.
+fn find_runtime_vars(elf: &ElfImage<'_>, what: &str) -> Result<RuntimeVars, TargetError> {
+    if let Some(vars) = runtime_vars::from_symtab(elf) {
+        return Ok(vars);
+    }
+    runtime_vars_from_code(elf, what)
+}
+
+/// The disassembly path of [`find_runtime_vars`] (also used by the tests on
+/// unstripped binaries, to compare with `.symtab`).
+fn runtime_vars_from_code(elf: &ElfImage<'_>, what: &str) -> Result<RuntimeVars, TargetError> {
+    let function = runtime_vars::FOR_EACH_G_RACE;
+    let (start, code) = function_code(elf, what, function)?;
+    runtime_vars::from_for_each_g_race(code, start).map_err(|reason| TargetError::RuntimeVars {
+        what: what.to_string(),
+        function: function.to_string(),
+        reason,
+    })
+}
+
+/// The binary's own `runtime.waitReasonStrings` when `.symtab` has it: from
+/// the file when possible (no process needed; the strings never change at
+/// run time), else from the process's memory. Without the symbol, the
+/// built-in table for the Go minor version.
 fn read_wait_reasons(
     elf: &ElfImage<'_>,
     what: &str,
     pid: Option<u32>,
     load_bias: u64,
-) -> Result<WaitReasons, TargetError> {
-    let table = elf
-        .symbol(wait_reasons::SYMBOL)
-        .ok_or_else(|| TargetError::MissingSymbol {
+    go_version: &GoVersion,
+) -> Result<(WaitReasons, WaitReasonsSource), TargetError> {
+    let Some(table) = elf.symbol(wait_reasons::SYMBOL) else {
+        let entry =
+            offsets_table::entry(go_version.minor).ok_or_else(|| TargetError::MissingSymbol {
+                what: what.to_string(),
+                name: format!(
+                    "{} (and no built-in wait reasons for Go 1.{})",
+                    wait_reasons::SYMBOL,
+                    go_version.minor
+                ),
+            })?;
+        let names = entry.wait_reasons.iter().map(|n| n.to_string()).collect();
+        let reasons = WaitReasons::from_names(names).map_err(|e| TargetError::WaitReasons {
             what: what.to_string(),
-            name: wait_reasons::SYMBOL.to_string(),
+            reason: format!("built-in table for Go 1.{}: {e}", go_version.minor),
         })?;
+        return Ok((reasons, WaitReasonsSource::Table));
+    };
+    let binary = |reasons| (reasons, WaitReasonsSource::Binary);
     let file_problem = match wait_reasons::from_file(elf, table) {
-        Ok(reasons) => return Ok(reasons),
+        Ok(reasons) => return Ok(binary(reasons)),
         Err(problem) => problem,
     };
     let error = |reason: String| TargetError::WaitReasons {
@@ -436,6 +577,7 @@ fn read_wait_reasons(
     };
     let memory = process::ProcessMemory::open(pid)?;
     wait_reasons::from_memory(&memory, table, load_bias)
+        .map(binary)
         .map_err(|memory_problem| error(format!("{file_problem}; from memory: {memory_problem}")))
 }
 

@@ -1,5 +1,8 @@
-//! The live attach loop: target inspection → probes → model → output, until
-//! Ctrl-C, SIGTERM, `--duration`, or the target exiting. Always detaches.
+//! The live attach loop: target inspection → probes → memory snapshot →
+//! model → output, until Ctrl-C, SIGTERM, `--duration`, or the target
+//! exiting. Always detaches.
+
+mod memory;
 
 use std::{
     io::Write,
@@ -14,11 +17,12 @@ use tokio::{
     signal::unix::{signal, SignalKind},
 };
 
+use self::memory::TargetMemory;
 use crate::{
     cli::AttachArgs,
     model::{decode_event, GoroutineTable, Totals},
     probes::ProbeSession,
-    report::{human_final, human_line, SnapshotContext},
+    report::{human_final, human_line, SnapshotContext, SnapshotSummary},
     target::Target,
 };
 
@@ -88,14 +92,27 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the event loop")?;
     let mut table = GoroutineTable::new();
+    // The probes are already attached: every goroutine the snapshot misses
+    // because it was created meanwhile is seen by its spawn event.
+    let (memory, snapshot) = seed_from_memory(&target, pid, &mut table, attached_at_ns);
     let mut ctx = SnapshotContext {
         target: &target,
         pid,
         attached_at_ns,
         now_ns: attached_at_ns,
         probes: probes.counters(),
+        max_goroutines: args.max_goroutines,
+        snapshot,
     };
-    let result = runtime.block_on(run(args, &mut probes, ring, pidfd, &mut table, &mut ctx));
+    let result = runtime.block_on(run(
+        args,
+        &mut probes,
+        ring,
+        pidfd,
+        memory.as_ref(),
+        &mut table,
+        &mut ctx,
+    ));
     // The observation ends here; whatever happened, the probes come out of
     // the target first (unregistering uprobes waits for RCU grace periods).
     let ended_at_ns = monotonic_ns();
@@ -104,6 +121,9 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     log::info!("probes detached in {:?}", detach_started.elapsed());
     let (end, mut ring) = result?;
     drain(&mut ring, &mut table, usize::MAX);
+    if let Some(memory) = &memory {
+        memory.refresh_stacks(&mut table);
+    }
     ctx.probes = probes.counters();
     table.set_lost_events(ctx.probes.ringbuf_full);
     ctx.now_ns = ended_at_ns;
@@ -125,11 +145,42 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Reads the target's goroutine list into `table`. Failing that, tracing
+/// goes on with the live events only, and the user is told why.
+fn seed_from_memory(
+    target: &Target,
+    pid: u32,
+    table: &mut GoroutineTable,
+    now_ns: u64,
+) -> (Option<TargetMemory>, Option<SnapshotSummary>) {
+    let memory = match TargetMemory::open(target, pid) {
+        Ok(memory) => memory,
+        Err(err) => {
+            eprintln!("tracer: warning: cannot read the target's memory ({err}): goroutines created before attach appear only when they next park, wake or exit");
+            return (None, None);
+        }
+    };
+    match memory.seed(table, now_ns) {
+        Ok(summary) => {
+            eprintln!(
+                "tracer: snapshot: {} goroutines read in {:.3}s ({} discarded as torn reads)",
+                summary.goroutines, summary.duration_s, summary.discarded
+            );
+            (Some(memory), Some(summary))
+        }
+        Err(err) => {
+            eprintln!("tracer: warning: cannot read the goroutine list ({err}): goroutines created before attach appear only when they next park, wake or exit");
+            (Some(memory), None)
+        }
+    }
+}
+
 async fn run(
     args: &AttachArgs,
     probes: &mut ProbeSession,
     ring: RingBuf<MapData>,
     pidfd: OwnedFd,
+    memory: Option<&TargetMemory>,
     table: &mut GoroutineTable,
     ctx: &mut SnapshotContext<'_>,
 ) -> anyhow::Result<(End, RingBuf<MapData>)> {
@@ -166,6 +217,9 @@ async fn run(
             }
             _ = ticks.tick() => {
                 drain(ring.get_mut(), table, usize::MAX);
+                if let Some(memory) = memory {
+                    memory.refresh_stacks(table);
+                }
                 probes.flush_logs();
                 ctx.probes = probes.counters();
                 table.set_lost_events(ctx.probes.ringbuf_full);

@@ -1,0 +1,3 @@
+module tracer-tests/backlog
+
+go 1.21

@@ -1,0 +1,120 @@
+//! The bridge between the target's memory and the model: the attach-time
+//! snapshot of `runtime.allgs` that seeds the goroutine table, and the
+//! blocked-at stacks of waiting goroutines, unwound out of process.
+//!
+//! Reads race with the running target; the memory module validates and
+//! counts what it discards, and the model ignores a stack that no longer
+//! belongs to the goroutine's current wait.
+
+use std::{sync::Arc, time::Instant};
+
+use crate::{
+    model::{GoroutineState, GoroutineTable, SnapshotGoroutine},
+    report::SnapshotSummary,
+    target::{
+        memory::{self, GLayout, ProcessMemory},
+        Target,
+    },
+};
+
+/// At most this many goroutines are read from the target.
+pub const SNAPSHOT_LIMIT: usize = 10_000_000;
+/// Frames kept per blocked-at stack.
+pub const MAX_FRAMES: usize = 64;
+/// Stacks of newly parked goroutines unwound per refresh (bounds the work
+/// per output interval on targets with huge numbers of goroutines).
+pub const STACKS_PER_REFRESH: usize = 20_000;
+
+pub struct TargetMemory {
+    memory: ProcessMemory,
+    layout: GLayout,
+    allglen: u64,
+    allgptr: u64,
+}
+
+impl TargetMemory {
+    pub fn open(target: &Target, pid: u32) -> Result<Self, memory::MemoryError> {
+        Ok(Self {
+            memory: ProcessMemory::open(pid)?,
+            layout: GLayout::from_offsets(&target.offsets),
+            allglen: target.runtime_vars.allglen + target.load_bias,
+            allgptr: target.runtime_vars.allgptr + target.load_bias,
+        })
+    }
+
+    /// Reads every goroutine of the target and seeds `table` with them,
+    /// with the stacks of those that are parked.
+    pub fn seed(
+        &self,
+        table: &mut GoroutineTable,
+        now_ns: u64,
+    ) -> Result<SnapshotSummary, memory::SnapshotError> {
+        let started = Instant::now();
+        let snapshot = memory::read_goroutines(
+            &self.memory,
+            self.allglen,
+            self.allgptr,
+            &self.layout,
+            SNAPSHOT_LIMIT,
+        )?;
+        let stacks = memory::unwind_all(&self.memory, &snapshot.goroutines, MAX_FRAMES);
+        table.seed(snapshot.goroutines.iter().map(|g| SnapshotGoroutine {
+            goid: g.goid,
+            parent_goid: (g.parent_goid != 0).then_some(g.parent_goid),
+            gopc: (g.gopc != 0).then_some(g.gopc),
+            start_pc: (g.start_pc != 0).then_some(g.start_pc),
+            g_addr: g.g_addr,
+            status: g.status,
+            wait_reason: g.wait_reason,
+            waiting_since_ns: u64::try_from(g.waitsince).ok().filter(|&t| t > 0),
+            seen_at_ns: now_ns,
+        }));
+        for (g, pcs) in snapshot.goroutines.iter().zip(stacks) {
+            if pcs.is_empty() {
+                continue;
+            }
+            let parked_since = table.get(g.goid).and_then(|m| m.parked_since_ns);
+            table.set_blocked_stack(g.goid, parked_since, Arc::from(pcs));
+        }
+        Ok(SnapshotSummary {
+            goroutines: snapshot.goroutines.len() as u64,
+            discarded: snapshot.discarded.total(),
+            duration_s: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Unwinds the stacks of waiting goroutines that have none yet (parked
+    /// since the last refresh), at most [`STACKS_PER_REFRESH`]. Each `g` is
+    /// re-read first: only a goroutine still parked, with the same goid, is
+    /// unwound. Returns how many stacks were recorded.
+    pub fn refresh_stacks(&self, table: &mut GoroutineTable) -> usize {
+        let pending: Vec<(u64, u64, Option<u64>)> = table
+            .iter()
+            .filter(|g| g.state == GoroutineState::Waiting && g.blocked_stack.is_none())
+            .take(STACKS_PER_REFRESH)
+            .map(|g| (g.goid, g.g_addr, g.parked_since_ns))
+            .collect();
+        if pending.is_empty() {
+            return 0;
+        }
+        let addrs: Vec<u64> = pending.iter().map(|p| p.1).collect();
+        let read = memory::read_gs(&self.memory, &addrs, &self.layout);
+        let parked: Vec<(usize, memory::SnapshotGoroutine)> = read
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, g)| {
+                g.filter(|g| g.goid == pending[i].0 && g.is_parked())
+                    .map(|g| (i, g))
+            })
+            .collect();
+        let goroutines: Vec<memory::SnapshotGoroutine> = parked.iter().map(|(_, g)| *g).collect();
+        let stacks = memory::unwind_all(&self.memory, &goroutines, MAX_FRAMES);
+        // An empty stack (nothing unwindable) is recorded too, so that the
+        // goroutine is not retried on every refresh.
+        for ((i, _), pcs) in parked.iter().zip(stacks) {
+            let (goid, _, parked_since) = pending[*i];
+            table.set_blocked_stack(goid, parked_since, Arc::from(pcs));
+        }
+        parked.len()
+    }
+}

@@ -1,0 +1,705 @@
+//! Snapshots and stacks of a real, running Go program against the program's
+//! own goroutine dump (`runtime.Stack(buf, true)` with `GOTRACEBACK=system`,
+//! which shows every goroutine, `gp=` address and frame).
+//!
+//! Needs root (reading another process's memory) and the Go toolchains
+//! under `target/toolchains`: without them the test prints why and passes,
+//! except under `CI=true` where that is a failure.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use object::{Object, ObjectSymbol};
+
+use super::*;
+use crate::target::Target;
+
+/// Versions the test runs on, and how many idle goroutines each target has.
+const RUNS: [(&str, usize); 2] = [("go1.26.6", 100_000), ("go1.22.10", 10_000)];
+
+const PROGRAM: &str = r#"package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var (
+	never   = make(chan int) // never sent to
+	never2  = make(chan int) // never sent to
+	unread  = make(chan int) // never received from
+	mu      sync.Mutex
+	started sync.WaitGroup
+)
+
+//go:noinline
+func blockedReceiving() { started.Done(); <-never }
+
+//go:noinline
+func blockedSelecting() {
+	started.Done()
+	select {
+	case <-never:
+	case <-never2:
+	}
+}
+
+//go:noinline
+func sendDeep3() { started.Done(); unread <- 1 }
+
+//go:noinline
+func sendDeep2() { sendDeep3() }
+
+//go:noinline
+func sendDeep1() { sendDeep2() }
+
+//go:noinline
+func blockedLocking() { started.Done(); mu.Lock() }
+
+//go:noinline
+func sleeping() { started.Done(); time.Sleep(time.Hour) }
+
+//go:noinline
+func crowd() { started.Done(); <-never }
+
+//go:noinline
+func churnChild(n int) int { return n * 2 }
+
+var (
+	calm     atomic.Bool
+	churning sync.WaitGroup
+)
+
+// churn spawns short-lived goroutines until calm: g structs keep changing
+// state while the test reads them.
+func churn() {
+	defer churning.Done()
+	for i := 0; !calm.Load(); i++ {
+		done := make(chan int)
+		go func() { done <- churnChild(i) }()
+		<-done
+	}
+}
+
+func dump() {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	w := bufio.NewWriterSize(os.Stdout, 1<<20)
+	fmt.Fprintln(w, "dump begin")
+	w.Write(buf)
+	fmt.Fprintln(w, "\ndump end")
+	w.Flush()
+}
+
+func main() {
+	crowdSize, _ := strconv.Atoi(os.Args[1])
+	mu.Lock()
+	started.Add(5 + crowdSize)
+	go blockedReceiving()
+	go blockedSelecting()
+	go sendDeep1()
+	go blockedLocking()
+	go sleeping()
+	for i := 0; i < crowdSize; i++ {
+		go crowd()
+	}
+	started.Wait()
+	time.Sleep(200 * time.Millisecond)
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "dump":
+			dump()
+		case "churn":
+			churning.Add(2)
+			go churn()
+			go churn()
+			fmt.Println("churning")
+		case "calm":
+			calm.Store(true)
+			churning.Wait()
+			fmt.Println("calm")
+		}
+	}
+}
+"#;
+
+/// The `main.*` functions parked in known places, one goroutine each.
+const PARKED_FUNCTIONS: [&str; 5] = [
+    "main.blockedReceiving",
+    "main.blockedSelecting",
+    "main.sendDeep3",
+    "main.blockedLocking",
+    "main.sleeping",
+];
+
+fn workspace_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("target")
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Builds the program with toolchain `version`, or `None` (with a note) when
+/// the toolchain is absent outside CI.
+fn build(version: &str) -> Option<PathBuf> {
+    let target = workspace_target_dir();
+    let go = target
+        .join("toolchains")
+        .join(version)
+        .join("bin")
+        .join("go");
+    if !go.exists() {
+        assert!(
+            !in_ci(),
+            "no Go toolchain at {} (CI must provide it: cargo xtask installs them)",
+            go.display()
+        );
+        eprintln!(
+            "memory live test: skipped {version}: no toolchain at {}",
+            go.display()
+        );
+        return None;
+    }
+    let dir = target.join("memory-tests").join(version);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("main.go"), PROGRAM).unwrap();
+    std::fs::write(dir.join("go.mod"), "module memorytest\n\ngo 1.21\n").unwrap();
+    let output = dir.join("parked");
+    let result = Command::new(&go)
+        .current_dir(&dir)
+        .env("GOCACHE", target.join("gocache").join("cache"))
+        .env("GOPATH", target.join("gocache").join("path"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOFLAGS", "-mod=mod")
+        .env("CGO_ENABLED", "0")
+        .args(["build", "-o"])
+        .arg(&output)
+        .arg(".")
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{version}: go build failed: {}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    Some(output)
+}
+
+/// Lines of one output stream of the program, read by a thread.
+fn line_reader(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (send, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if send.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
+
+/// The running program; killed on drop.
+struct Running {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: mpsc::Receiver<String>,
+    stderr: mpsc::Receiver<String>,
+}
+
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
+impl Running {
+    fn start(program: &Path, crowd: usize) -> Running {
+        let mut child = Command::new(program)
+            .arg(crowd.to_string())
+            // For the crash dump at the end: every goroutine, every frame.
+            .env("GOTRACEBACK", "system")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = line_reader(child.stdout.take().unwrap());
+        let stderr = line_reader(child.stderr.take().unwrap());
+        let stdin = child.stdin.take().unwrap();
+        let running = Running {
+            child,
+            stdin,
+            stdout,
+            stderr,
+        };
+        running.wait_for("ready");
+        running
+    }
+
+    fn next_line(&self) -> String {
+        self.stdout
+            .recv_timeout(ANSWER_TIMEOUT)
+            .expect("the test program stopped answering")
+    }
+
+    fn wait_for(&self, expected: &str) {
+        while self.next_line() != expected {}
+    }
+
+    fn command(&mut self, command: &str) {
+        writeln!(self.stdin, "{command}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    /// `runtime.Stack(buf, true)`: always at traceback level 1 (runtime
+    /// frames and system goroutines hidden, no `gp=`), whatever GOTRACEBACK.
+    fn stack_dump(&mut self) -> Vec<Dumped> {
+        self.command("dump");
+        self.wait_for("dump begin");
+        let mut text = Vec::new();
+        loop {
+            let line = self.next_line();
+            if line == "dump end" {
+                break;
+            }
+            text.push(line);
+        }
+        parse_dump(&text)
+    }
+
+    /// The runtime's crash dump on SIGQUIT, with GOTRACEBACK=system: every
+    /// goroutine (with its `gp=`) and every frame. The program exits.
+    fn crash_dump(&mut self) -> Vec<Dumped> {
+        // SAFETY: kill has no memory-safety preconditions; the pid is our
+        // child's, not yet waited for.
+        let sent = unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGQUIT) };
+        assert_eq!(sent, 0, "kill(SIGQUIT)");
+        let mut text = Vec::new();
+        while let Ok(line) = self.stderr.recv_timeout(ANSWER_TIMEOUT) {
+            text.push(line);
+        }
+        let _ = self.child.wait();
+        parse_dump(&text)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One goroutine of a dump.
+#[derive(Debug, Clone)]
+struct Dumped {
+    goid: u64,
+    /// From `gp=0x…` (crash dumps only).
+    g_addr: Option<u64>,
+    /// What is between the brackets, without ", N minutes" / " (scan)".
+    state: String,
+    /// Function names, innermost first (inlined frames included).
+    functions: Vec<String>,
+}
+
+fn parse_dump(lines: &[String]) -> Vec<Dumped> {
+    let mut goroutines: Vec<Dumped> = Vec::new();
+    for line in lines {
+        if let Some(rest) = line.strip_prefix("goroutine ") {
+            let Some((_, state)) = rest.split_once('[') else {
+                continue;
+            };
+            let goid = rest.split(' ').next().unwrap().parse().unwrap();
+            let g_addr = rest
+                .split(' ')
+                .find_map(|w| w.strip_prefix("gp=0x"))
+                .map(|hex| u64::from_str_radix(hex, 16).unwrap());
+            let state = state.split([']', ',']).next().unwrap();
+            let state = state
+                .trim_end_matches(" (scan)")
+                .trim_end_matches(" (leaked)");
+            goroutines.push(Dumped {
+                goid,
+                g_addr,
+                state: state.to_string(),
+                functions: Vec::new(),
+            });
+        } else if line.is_empty() {
+            // Frames end at the blank line after each goroutine (register
+            // dumps and the like follow the last one).
+            if let Some(last) = goroutines.last_mut() {
+                last.functions.push(String::new());
+            }
+        } else if line.starts_with('\t')
+            || line.starts_with("created by ")
+            || line.starts_with("...")
+        {
+            continue;
+        } else if let (Some(current), Some(paren)) = (goroutines.last_mut(), line.rfind('(')) {
+            if current.functions.last().is_none_or(|f| !f.is_empty()) {
+                current.functions.push(line[..paren].to_string());
+            }
+        }
+    }
+    for g in &mut goroutines {
+        if let Some(end) = g.functions.iter().position(String::is_empty) {
+            g.functions.truncate(end);
+        }
+    }
+    goroutines
+}
+
+/// Whether `runtime.Stack` shows a frame of this function (traceback level
+/// 1, `showfuncinfo`): runtime internals are hidden, exported ones shown.
+fn shown_by_runtime_stack(function: &str) -> bool {
+    match function.strip_prefix("runtime.") {
+        None => function.contains('.'),
+        Some(rest) => {
+            let name = rest.rsplit('.').next().unwrap_or("");
+            name.starts_with(|c: char| c.is_ascii_uppercase())
+        }
+    }
+}
+
+/// `runtime.allglen` and `runtime.allgptr` (runtime addresses), from `.symtab`.
+fn allg_addresses(pid: u32, load_bias: u64) -> (u64, u64) {
+    let data = std::fs::read(format!("/proc/{pid}/exe")).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    let address = |name: &str| {
+        file.symbols()
+            .find(|s| s.name() == Ok(name))
+            .unwrap_or_else(|| panic!("no {name} in .symtab"))
+            .address()
+            + load_bias
+    };
+    (address("runtime.allglen"), address("runtime.allgptr"))
+}
+
+/// Function names of an unwound stack, inlined frames expanded, innermost first.
+fn symbolize(target: &Target, stack: &[u64]) -> Vec<String> {
+    stack
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &pc)| {
+            let frames = target
+                .symbolizer
+                .frames_shared(target.to_vaddr(symbolization_pc(i, pc)));
+            if frames.is_empty() {
+                vec![format!("?{pc:#x}")]
+            } else {
+                frames.iter().map(|f| f.function.clone()).collect()
+            }
+        })
+        .collect()
+}
+
+/// What a dump says of a goroutine's state, from a snapshot.
+fn state_of(target: &Target, g: &SnapshotGoroutine) -> String {
+    if matches!(g.status, status::WAITING | status::LEAKED) && g.wait_reason != 0 {
+        return target
+            .wait_reasons
+            .name(g.wait_reason)
+            .unwrap_or("???")
+            .to_string();
+    }
+    status::name(g.status).unwrap_or("???").to_string()
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let start = Instant::now();
+    let value = f();
+    (value, start.elapsed())
+}
+
+/// The target, its memory and where its goroutine list is.
+struct Live {
+    version: &'static str,
+    target: Target,
+    layout: GLayout,
+    allglen: u64,
+    allgptr: u64,
+    memory: ProcessMemory,
+}
+
+const LIMIT: usize = 1 << 20;
+const MAX_FRAMES: usize = 128;
+
+impl Live {
+    fn snapshot(&self, memory: &ProcessMemory) -> (GoroutineSnapshot, Duration) {
+        let (snapshot, took) =
+            timed(|| read_goroutines(memory, self.allglen, self.allgptr, &self.layout, LIMIT));
+        (snapshot.unwrap(), took)
+    }
+
+    /// Goroutines the runtime starts itself (they may come, go and wake up
+    /// on their own, e.g. GC workers).
+    fn is_runtime(&self, start_pc: u64) -> bool {
+        self.target
+            .symbolizer
+            .function_name(self.target.to_vaddr(start_pc))
+            .is_some_and(|f| f.starts_with("runtime."))
+    }
+
+    /// Compares a snapshot (and its stacks) with a dump: the same goroutines
+    /// (runtime ones aside), the same state, and the same frames (those a
+    /// level-1 dump shows, unless `all_frames`) for every parked one.
+    /// Returns how many stacks were compared, per innermost `main.*` function.
+    fn compare(
+        &self,
+        snapshot: &GoroutineSnapshot,
+        stacks: &[Vec<u64>],
+        dump: &[Dumped],
+        all_frames: bool,
+    ) -> HashMap<String, usize> {
+        let version = self.version;
+        let ours: HashMap<u64, (&SnapshotGoroutine, &Vec<u64>)> = snapshot
+            .goroutines
+            .iter()
+            .zip(stacks)
+            .map(|(g, s)| (g.goid, (g, s)))
+            .collect();
+        let theirs: HashMap<u64, &Dumped> = dump.iter().map(|d| (d.goid, d)).collect();
+        // Goroutines in one and not the other: only runtime ones (hidden
+        // from level-1 dumps, or started/exited in between); goroutine 0 is
+        // the crash dump's signal handler, not in allgs.
+        for (goid, (g, _)) in &ours {
+            assert!(
+                theirs.contains_key(goid) || self.is_runtime(g.start_pc),
+                "{version}: goroutine {goid} is not in the dump: {g:?}"
+            );
+        }
+        for goid in theirs.keys() {
+            let created_by_runtime = theirs[goid]
+                .functions
+                .iter()
+                .rev()
+                .find(|f| *f != "runtime.goexit")
+                .is_some_and(|f| f.starts_with("runtime."));
+            assert!(
+                ours.contains_key(goid) || *goid == 0 || created_by_runtime,
+                "{version}: dumped goroutine {goid} is not in the snapshot: {:?}",
+                theirs[goid]
+            );
+        }
+        let mut found: HashMap<String, usize> = HashMap::new();
+        let mut runtime_mismatches = Vec::new();
+        for dumped in dump {
+            let Some(&(g, stack)) = ours.get(&dumped.goid) else {
+                continue;
+            };
+            if let Some(g_addr) = dumped.g_addr {
+                assert_eq!(g.g_addr, g_addr, "{version}: goroutine {}", dumped.goid);
+            }
+            // The main goroutine runs the dump.
+            if dumped.goid == 1 {
+                continue;
+            }
+            let state = state_of(&self.target, g);
+            let mut functions = symbolize(&self.target, stack);
+            if !all_frames {
+                functions.retain(|f| shown_by_runtime_stack(f));
+            }
+            if self.is_runtime(g.start_pc) {
+                if state != dumped.state || (g.is_parked() && functions != dumped.functions) {
+                    runtime_mismatches.push((dumped.clone(), state, functions));
+                }
+                continue;
+            }
+            assert_eq!(state, dumped.state, "{version}: goroutine {}", dumped.goid);
+            if !g.is_parked() {
+                assert!(stack.is_empty(), "{version}: {g:?}");
+                continue;
+            }
+            assert_eq!(
+                functions, dumped.functions,
+                "{version}: stack of goroutine {} ({stack:#x?})",
+                dumped.goid
+            );
+            if let Some(main) = functions.iter().find(|f| f.starts_with("main.")) {
+                *found.entry(main.clone()).or_default() += 1;
+            }
+        }
+        // The GC may wake one of its goroutines between dump and snapshot:
+        // tolerate one, not a pattern.
+        assert!(
+            runtime_mismatches.len() <= 1,
+            "{version}: runtime goroutines differ: {runtime_mismatches:#?}"
+        );
+        found
+    }
+}
+
+fn check(version: &'static str, crowd: usize) {
+    let Some(program) = build(version) else {
+        return;
+    };
+    let mut running = Running::start(&program, crowd);
+    let pid = running.child.id();
+    let target = Target::from_pid(pid).unwrap();
+    let (allglen, allgptr) = allg_addresses(pid, target.load_bias);
+    let live = Live {
+        version,
+        layout: GLayout::from_offsets(&target.offsets),
+        target,
+        allglen,
+        allgptr,
+        memory: ProcessMemory::open(pid).unwrap(),
+    };
+    let proc_mem = ProcessMemory::open_with(pid, ReadMethod::ProcMem).unwrap();
+    let expected_main: HashMap<String, usize> = PARKED_FUNCTIONS
+        .iter()
+        .map(|f| (f.to_string(), 1))
+        .chain([("main.crowd".to_string(), crowd)])
+        .collect();
+
+    // 1. The program is quiet: every goroutine is parked except the main
+    //    one, which reads stdin. Its runtime.Stack dump vs a snapshot.
+    let dump = running.stack_dump();
+    assert!(
+        dump.len() > crowd,
+        "{version}: {} goroutines dumped",
+        dump.len()
+    );
+    let (snapshot, vm_time) = live.snapshot(&live.memory);
+    let (stacks, unwind_time) =
+        timed(|| unwind_all(&live.memory, &snapshot.goroutines, MAX_FRAMES));
+    let (by_proc_mem, proc_mem_time) = live.snapshot(&proc_mem);
+    assert_eq!(live.memory.method(), ReadMethod::VmReadv, "{version}");
+    eprintln!(
+        "{version}: {} goroutines (allglen {}, {} dead, {} discarded): snapshot {vm_time:?} \
+         (process_vm_readv), {proc_mem_time:?} (/proc/PID/mem); unwind_all {unwind_time:?}",
+        snapshot.goroutines.len(),
+        snapshot.allglen,
+        snapshot.dead,
+        snapshot.discarded.total(),
+    );
+    assert_eq!(snapshot.discarded, Discarded::default(), "{version}");
+    let goids =
+        |s: &GoroutineSnapshot| -> HashSet<u64> { s.goroutines.iter().map(|g| g.goid).collect() };
+    assert_eq!(
+        goids(&snapshot),
+        goids(&by_proc_mem),
+        "{version}: /proc/PID/mem"
+    );
+    assert_eq!(
+        live.compare(&snapshot, &stacks, &dump, false),
+        expected_main,
+        "{version}"
+    );
+    // One goroutine at a time, frame by frame: the same stacks.
+    let (one_by_one, took) = timed(|| {
+        snapshot
+            .goroutines
+            .iter()
+            .map(|g| unwind(&live.memory, g, MAX_FRAMES))
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(one_by_one, stacks, "{version}");
+    eprintln!("{version}: unwind one goroutine at a time: {took:?}");
+    // Re-reading the g addresses gives the same goroutines.
+    let addrs: Vec<u64> = snapshot.goroutines.iter().map(|g| g.g_addr).collect();
+    let reread = read_gs(&live.memory, &addrs, &live.layout);
+    let same = snapshot
+        .goroutines
+        .iter()
+        .zip(&reread)
+        .filter(|(g, again)| again.is_some_and(|a| a.goid == g.goid && a.status == g.status))
+        .count();
+    assert!(
+        same + 8 >= snapshot.goroutines.len(),
+        "{version}: {same} re-read"
+    );
+
+    // 2. While goroutines are spawned and exit as fast as they can,
+    //    snapshots stay consistent: the parked goroutines are always there,
+    //    and what the races tear is counted.
+    running.command("churn");
+    running.wait_for("churning");
+    let stable: HashSet<u64> = snapshot
+        .goroutines
+        .iter()
+        .filter(|g| g.is_parked() && !live.is_runtime(g.start_pc))
+        .map(|g| g.goid)
+        .collect();
+    let mut discarded = 0;
+    let mut slowest = Duration::ZERO;
+    let rounds = if crowd > 50_000 { 10 } else { 50 };
+    for _ in 0..rounds {
+        let (snapshot, took) = live.snapshot(&live.memory);
+        slowest = slowest.max(took);
+        assert!(
+            goids(&snapshot).is_superset(&stable),
+            "{version}: a parked goroutine went missing"
+        );
+        let stacks = unwind_all(&live.memory, &snapshot.goroutines, MAX_FRAMES);
+        assert!(stacks.iter().all(|s| s.len() <= MAX_FRAMES));
+        discarded += snapshot.discarded.total();
+    }
+    running.command("calm");
+    running.wait_for("calm");
+    eprintln!("{version}: {rounds} snapshots while churning, slowest {slowest:?}, {discarded} g discarded in total");
+
+    // 3. Quiet again: a snapshot, then the runtime's crash dump, which shows
+    //    every frame (runtime.gopark … main.… … runtime.goexit) and g address.
+    let (snapshot, _) = live.snapshot(&live.memory);
+    let stacks = unwind_all(&live.memory, &snapshot.goroutines, MAX_FRAMES);
+    let dump = running.crash_dump();
+    assert!(
+        dump.len() > crowd,
+        "{version}: {} goroutines in the crash dump",
+        dump.len()
+    );
+    assert_eq!(
+        live.compare(&snapshot, &stacks, &dump, true),
+        expected_main,
+        "{version}"
+    );
+    let deep = dump
+        .iter()
+        .find(|d| d.functions.iter().any(|f| f == "main.sendDeep3"))
+        .unwrap();
+    assert_eq!(deep.functions[0], "runtime.gopark", "{version}");
+    assert_eq!(
+        deep.functions[deep.functions.len() - 4..],
+        [
+            "main.sendDeep3",
+            "main.sendDeep2",
+            "main.sendDeep1",
+            "runtime.goexit"
+        ],
+        "{version}"
+    );
+    eprintln!("{version}: snapshot and stacks match runtime.Stack and the crash dump");
+}
+
+#[test]
+fn live_goroutines_and_stacks_match_the_runtimes_dump() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(!in_ci(), "the memory live test must run as root in CI");
+        eprintln!("memory live test: skipped, needs root to read another process's memory");
+        return;
+    }
+    for (version, crowd) in RUNS {
+        check(version, crowd);
+    }
+}
