@@ -168,3 +168,57 @@ fn reports_blocked_goroutines_with_sites_reasons_and_parents() {
         lifecycle_for(&env, version);
     }
 }
+
+/// With `--creation-stacks`, each traced goroutine carries its creator's
+/// stack at the `go` statement: `runtime.newproc`, then the function with
+/// the `go` statement at the statement's line, then its callers.
+#[test]
+fn creation_stacks_show_the_creators_stack() {
+    let env = test_env();
+    let recv_line = env.site_line("leaky", "recv");
+    for version in [
+        env.go_versions.first().unwrap(),
+        env.go_versions.last().unwrap(),
+    ] {
+        eprintln!("--- Go {version}");
+        let mut cmd = Command::new(env.go_target(version, "leaky"));
+        cmd.args(["-spawn-on-signal", "-n", "3", "-m", "1", "-k", "1"]);
+        let mut target = Proc::start(cmd);
+        target.stdout.expect("WAITING", Duration::from_secs(10));
+        let mut tracer_cmd = env.tracer();
+        tracer_cmd.args([
+            "attach",
+            "--json",
+            "--creation-stacks",
+            "--interval",
+            "200ms",
+            "--pid",
+            &target.pid.to_string(),
+        ]);
+        let mut tracer = Proc::start(tracer_cmd);
+        tracer.stdout.expect("{", Duration::from_secs(30));
+        target.signal(libc::SIGUSR2);
+        target.stdout.expect("READY", Duration::from_secs(20));
+        let last = stop_tracer(&mut tracer, libc::SIGINT, "interrupted (Ctrl-C)");
+        let recv = goroutines_at(&last, "leaky/main.go", recv_line);
+        assert_eq!(recv.len(), 3);
+        for g in recv {
+            let stack: Vec<(&str, u64)> = g["creation_stack"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no creation_stack: {g}"))
+                .iter()
+                .map(|f| {
+                    (
+                        f["function"].as_str().unwrap_or("?"),
+                        f["line"].as_u64().unwrap_or(0),
+                    )
+                })
+                .collect();
+            assert_eq!(stack[0].0, "runtime.newproc", "{stack:?}");
+            assert_eq!(stack[1], ("main.main", recv_line as u64), "{stack:?}");
+            assert_eq!(stack[2].0, "runtime.main", "{stack:?}");
+        }
+        assert_eq!(last["probes"]["stack_failed"], 0);
+        assert_no_probes_left(None);
+    }
+}

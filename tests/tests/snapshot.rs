@@ -166,16 +166,19 @@ fn a_hundred_thousand_parked_goroutines() {
     assert!(total >= 5 * per_kind as u64);
 
     let mut tracer_cmd = env.tracer();
-    tracer_cmd.args([
-        "attach",
-        "--json",
-        "--max-goroutines",
-        "10",
-        "--interval",
-        "1s",
-        "--pid",
-        &target.pid.to_string(),
-    ]);
+    tracer_cmd
+        .args([
+            "attach",
+            "--json",
+            "--max-goroutines",
+            "10",
+            "--interval",
+            "1s",
+            "--snapshot-interval",
+            "2s",
+        ])
+        .args(["--pid", &target.pid.to_string()])
+        .env("RUST_LOG", "info");
     let mut tracer = Proc::start(tracer_cmd);
     let first: Value =
         serde_json::from_str(&tracer.stdout.expect("{", Duration::from_secs(60))).unwrap();
@@ -202,7 +205,29 @@ fn a_hundred_thousand_parked_goroutines() {
         .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
         .collect();
     eprintln!("tracer memory with {total} goroutines: {}", rss.join(", "));
-    let last = stop_tracer(&mut tracer, libc::SIGTERM, "terminated (SIGTERM)");
+    std::thread::sleep(Duration::from_millis(500));
+    tracer.signal(libc::SIGTERM);
+    let lines = tracer.stdout.rest(Duration::from_secs(30));
+    let (status, stderr) = tracer.wait(Duration::from_secs(10));
+    assert!(status.success(), "{status}\n{stderr}");
+    let rereads: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("re-read in"))
+        .collect();
+    eprintln!(
+        "periodic re-reads of {total} goroutines:\n{}",
+        rereads.join("\n")
+    );
+    assert!(
+        !rereads.is_empty(),
+        "--snapshot-interval 2s never re-read the list:\n{stderr}"
+    );
+    let last = json_lines(&lines).pop().expect("final document");
+    assert_eq!(
+        last["totals"]["reconciled_removed"], 0,
+        "nothing exited: {}",
+        last["totals"]
+    );
     assert!(
         last["stacks_pending"].as_u64().unwrap_or(u64::MAX) < 1000,
         "stacks still pending: {}",

@@ -20,6 +20,10 @@ pub enum EventKind {
     Ready = 3,
     /// A goroutine finished (`runtime.goexit1`).
     Exit = 4,
+    /// A goroutine is about to create another (`runtime.newproc`): its user
+    /// stack, as an id into the `STACKS` map. Only with `--creation-stacks`;
+    /// the spawn event that follows on the same thread is the new goroutine.
+    CreatorStack = 5,
 }
 
 impl EventKind {
@@ -29,6 +33,7 @@ impl EventKind {
             2 => Some(Self::Park),
             3 => Some(Self::Ready),
             4 => Some(Self::Exit),
+            5 => Some(Self::CreatorStack),
             _ => None,
         }
     }
@@ -59,6 +64,9 @@ pub struct EventHeader {
 /// | `g_addr`     | address of the `runtime.g` | same               | same                    | same |
 /// | `arg`        | `g.waitreason` (if spawned parked) | `lock` argument (`&hchan.lock` for channels) | 0 | 0 |
 /// | `code`       | `g.atomicstatus`        | `waitReason` code     | 0                       | 0 |
+///
+/// `CreatorStack`: `goid` = the creating goroutine, `arg` = its stack id in
+/// the `STACKS` map (unless [`FLAG_NO_STACK`]), `g_addr` = its `runtime.g`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GoroutineEvent {
@@ -76,6 +84,8 @@ pub struct GoroutineEvent {
 
 /// A field the probe could not read from target memory; the value is 0.
 pub const FLAG_READ_FAILED: u32 = 1 << 0;
+/// `bpf_get_stackid` failed (stack map full or unwinding failed).
+pub const FLAG_NO_STACK: u32 = 1 << 1;
 
 pub const GOROUTINE_EVENT_SIZE: usize = 72;
 const _: () = assert!(core::mem::size_of::<GoroutineEvent>() == GOROUTINE_EVENT_SIZE);
@@ -113,6 +123,12 @@ pub const PROBE_CONFIG_GLOBAL: &str = "PROBE_CONFIG";
 pub const EVENTS_MAP: &str = "EVENTS";
 /// Name of the per-CPU `u64` counter array, indexed by `counter::*`.
 pub const COUNTERS_MAP: &str = "COUNTERS";
+/// Name of the stack trace map of `CreatorStack` events.
+pub const STACKS_MAP: &str = "STACKS";
+/// Distinct creator stacks kept (each entry is 127 frames, ~1 KiB of kernel
+/// memory). Identical stacks share an entry; when the map is full new
+/// stacks are dropped and counted (`counter::STACK_FAILED`).
+pub const STACKS_MAP_ENTRIES: u32 = 4096;
 /// Ring buffer size in bytes (a power of two, multiple of the page size).
 pub const EVENTS_RING_BYTES: u32 = 1 << 23;
 /// The probes submit without waking the reader (which drains the ring on a
@@ -131,7 +147,10 @@ pub mod counter {
     pub const RINGBUF_FULL: u32 = 4;
     /// Events submitted with [`super::FLAG_READ_FAILED`].
     pub const READ_FAILED: u32 = 5;
-    pub const COUNT: u32 = 6;
+    pub const CREATOR_STACK_HITS: u32 = 6;
+    /// Creator stacks that could not be recorded ([`super::FLAG_NO_STACK`]).
+    pub const STACK_FAILED: u32 = 7;
+    pub const COUNT: u32 = 8;
 }
 
 /// Program names in the object file, one per probe.
@@ -140,4 +159,5 @@ pub mod program {
     pub const PARK: &str = "goroutine_park";
     pub const READY: &str = "goroutine_ready";
     pub const EXIT: &str = "goroutine_exit";
+    pub const CREATOR_STACK: &str = "creator_stack";
 }

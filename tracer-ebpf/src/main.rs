@@ -21,6 +21,11 @@
 //!   and show up as the next park or exit of that goroutine.)
 //! * **exit** — `runtime.goexit1`, on the exiting goroutine's stack (R14).
 //!
+//! * **creator stack** (opt-in, `--creation-stacks`) — `runtime.newproc`
+//!   after its prologue, on the creating goroutine's own stack:
+//!   `bpf_get_stackid(BPF_F_USER_STACK)` walks its frame pointers. A second
+//!   trap per spawn plus the walk, hence not in the default set.
+//!
 //! `runtime.casgstatus` would see all of these in one probe but also every
 //! schedule and every syscall entry/exit: several times the traps for the same
 //! information. `execute` (the running transition) is the hottest scheduler
@@ -30,16 +35,16 @@
 #[cfg(target_arch = "bpf")]
 mod probes {
     use aya_ebpf::{
-        bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
+        bindings::{BPF_F_USER_STACK, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
         helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_ns, bpf_probe_read_user},
         macros::{map, uprobe},
-        maps::{PerCpuArray, RingBuf},
-        programs::ProbeContext,
+        maps::{PerCpuArray, RingBuf, StackTrace},
+        programs::{tracing::StackIdContext, ProbeContext},
     };
     use aya_log_ebpf::warn;
     use tracer_ebpf::{
         counter, EventHeader, EventKind, GoroutineEvent, ProbeConfig, EVENTS_RING_BYTES,
-        EVENTS_WAKEUP_BYTES, FLAG_READ_FAILED,
+        EVENTS_WAKEUP_BYTES, FLAG_NO_STACK, FLAG_READ_FAILED, STACKS_MAP_ENTRIES,
     };
 
     #[unsafe(no_mangle)]
@@ -61,6 +66,9 @@ mod probes {
 
     #[map]
     static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+    #[map]
+    static STACKS: StackTrace = StackTrace::with_max_entries(STACKS_MAP_ENTRIES, 0);
 
     #[inline(always)]
     fn config() -> ProbeConfig {
@@ -247,6 +255,37 @@ mod probes {
             header: header(EventKind::Exit, tid),
             goid: read(g, cfg.g_goid, &mut flags),
             g_addr: g,
+            flags,
+            ..GoroutineEvent::default()
+        };
+        submit(&ctx, event);
+        0
+    }
+
+    #[uprobe]
+    pub fn creator_stack(ctx: ProbeContext) -> u32 {
+        let cfg = config();
+        let Some(tid) = target_tid(&cfg) else {
+            return 0;
+        };
+        bump(counter::CREATOR_STACK_HITS);
+        let g = regs(&ctx).r14;
+        let mut flags = 0;
+        // Identical stacks get the same id; no BPF_F_REUSE_STACKID, so an id
+        // already handed out never changes meaning.
+        let stack_id = match ctx.get_stackid(&STACKS, BPF_F_USER_STACK as u64) {
+            Ok(id) => id as u64,
+            Err(_) => {
+                bump(counter::STACK_FAILED);
+                flags |= FLAG_NO_STACK;
+                0
+            }
+        };
+        let event = GoroutineEvent {
+            header: header(EventKind::CreatorStack, tid),
+            goid: read(g, cfg.g_goid, &mut flags),
+            g_addr: g,
+            arg: stack_id,
             flags,
             ..GoroutineEvent::default()
         };

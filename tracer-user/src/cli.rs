@@ -58,6 +58,17 @@ pub struct AttachArgs {
     /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the target exits.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Also record the creating goroutine's whole stack at every `go`
+    /// statement (not just the creation site): one more uprobe hit per
+    /// spawn plus a kernel stack walk, see BENCHMARKS.md for the cost.
+    #[arg(long)]
+    pub creation_stacks: bool,
+    /// Re-read the target's goroutine list this often (e.g. 30s) to add
+    /// goroutines and remove exits that lost events hid. Each re-read
+    /// costs ~1 µs per goroutine of tracer time and nothing in the target
+    /// (see BENCHMARKS.md). Default: only at attach.
+    #[arg(long, value_parser = parse_duration)]
+    pub snapshot_interval: Option<Duration>,
     /// List at most this many goroutines per JSON document (lowest goids
     /// first); the rest are counted in "goroutines_omitted". Default: all.
     #[arg(long, value_name = "N")]

@@ -14,18 +14,27 @@ use std::{
 
 use anyhow::{bail, Context, Result};
 
-const MODES: &[(&str, &str)] = &[
+/// (workload, description, extra `tracer attach` flags)
+const MODES: &[(&str, &str, &[&str])] = &[
     (
         "pingpong",
         "2 goroutines bounce a value over unbuffered channels (park+wake per op)",
+        &[],
     ),
     (
         "spawn",
         "spawn goroutines that exit at once (spawn+exit per op)",
+        &[],
     ),
     (
         "mixed",
         "each op spawns a goroutine that does one ping-pong round trip and exits",
+        &[],
+    ),
+    (
+        "spawn",
+        "spawn, traced with --creation-stacks (+1 trap and a stack walk per spawn)",
+        &["--creation-stacks"],
     ),
 ];
 
@@ -38,7 +47,12 @@ struct RunResult {
 
 /// Runs the target once; with a tracer attached during its start delay when
 /// `tracer` is given.
-fn run_once(pingpong: &str, tracer: Option<&str>, mode: &str, seconds: u64) -> Result<RunResult> {
+fn run_once(
+    pingpong: &str,
+    tracer: Option<(&str, &[&str])>,
+    mode: &str,
+    seconds: u64,
+) -> Result<RunResult> {
     let mut target = Command::new(pingpong)
         .args([
             "-mode",
@@ -59,9 +73,10 @@ fn run_once(pingpong: &str, tracer: Option<&str>, mode: &str, seconds: u64) -> R
         .trim()
         .to_string();
     let mut tracer_child = None;
-    if let Some(tracer) = tracer {
+    if let Some((tracer, extra)) = tracer {
         let mut child = Command::new(tracer)
             .args(["attach", "--pid", &pid, "--json", "--interval", "1h"])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -94,10 +109,16 @@ fn run_once(pingpong: &str, tracer: Option<&str>, mode: &str, seconds: u64) -> R
             serde_json::from_str(out.lines().last().context("no final document")?)?;
         let p = &last["probes"];
         probe_hits = Some(
-            ["spawn_hits", "park_hits", "ready_hits", "exit_hits"]
-                .iter()
-                .filter_map(|k| p[k].as_u64())
-                .sum(),
+            [
+                "spawn_hits",
+                "park_hits",
+                "ready_hits",
+                "exit_hits",
+                "creator_stack_hits",
+            ]
+            .iter()
+            .filter_map(|k| p[k].as_u64())
+            .sum(),
         );
     }
     let field = |name: &str| -> Result<f64> {
@@ -149,11 +170,11 @@ fn main() -> Result<()> {
         "| workload | untraced ops/s (median of {reps}) | traced ops/s (median of {reps}) | traced/untraced | probe hits per op | added µs per probe hit | runs (untraced / traced) |"
     );
     println!("|---|---|---|---|---|---|---|");
-    for (mode, what) in MODES {
+    for (mode, what, extra) in MODES {
         let (mut alone, mut traced, mut hits_per_op) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..reps {
             alone.push(run_once(pingpong, None, mode, seconds)?.ops_per_sec);
-            let run = run_once(pingpong, Some(tracer), mode, seconds)?;
+            let run = run_once(pingpong, Some((tracer.as_str(), extra)), mode, seconds)?;
             traced.push(run.ops_per_sec);
             // Hits during the start delay and teardown are negligible next to
             // the timed work.

@@ -1,6 +1,8 @@
 //! Decoded probe events: the typed view of [`tracer_ebpf::GoroutineEvent`].
 
-use tracer_ebpf::{EventKind, GoroutineEvent, FLAG_READ_FAILED, GOROUTINE_EVENT_SIZE};
+use tracer_ebpf::{
+    EventKind, GoroutineEvent, FLAG_NO_STACK, FLAG_READ_FAILED, GOROUTINE_EVENT_SIZE,
+};
 
 /// One goroutine state change with its kernel timestamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +54,13 @@ pub enum EventBody {
         goid: u64,
         g_addr: u64,
     },
+    /// The user stack of a goroutine about to create another; the next spawn
+    /// on the same thread is its child.
+    CreatorStack {
+        goid: u64,
+        /// Id in the probes' stack map; `None` when it could not be recorded.
+        stack_id: Option<u32>,
+    },
 }
 
 impl EventBody {
@@ -60,7 +69,8 @@ impl EventBody {
             EventBody::Spawn(Spawn { goid, .. })
             | EventBody::Park { goid, .. }
             | EventBody::Ready { goid, .. }
-            | EventBody::Exit { goid, .. } => goid,
+            | EventBody::Exit { goid, .. }
+            | EventBody::CreatorStack { goid, .. } => goid,
         }
     }
 }
@@ -114,6 +124,10 @@ fn from_raw(raw: &GoroutineEvent) -> Result<Event, DecodeError> {
             goid: raw.goid,
             waker: (raw.other_goid != 0).then_some(raw.other_goid),
             g_addr: raw.g_addr,
+        },
+        EventKind::CreatorStack => EventBody::CreatorStack {
+            goid: raw.goid,
+            stack_id: (raw.flags & FLAG_NO_STACK == 0).then_some(raw.arg as u32),
         },
         EventKind::Exit => EventBody::Exit {
             goid: raw.goid,

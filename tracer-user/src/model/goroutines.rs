@@ -97,6 +97,9 @@ pub struct Goroutine {
     /// Where it is blocked: runtime PCs, innermost first (frame 0 is the
     /// saved PC, the others are return addresses). Set while waiting.
     pub blocked_stack: Option<Arc<[u64]>>,
+    /// Its creator's stack at the `go` statement (an id in the probes' stack
+    /// map), with `--creation-stacks`.
+    pub creation_stack: Option<u32>,
 }
 
 /// Spawn/exit counts of one creation site (one `go` statement).
@@ -151,6 +154,12 @@ pub struct Totals {
     pub malformed_events: u64,
     /// Entry events repeated by a probe firing twice for one call.
     pub duplicate_events: u64,
+    /// Goroutines a periodic re-read of the target found that the events had
+    /// not shown (`--snapshot-interval`): a sign of lost events.
+    pub reconciled_added: u64,
+    /// Goroutines the events still showed live that a periodic re-read found
+    /// gone: their exit was missed. Counted in `exited` too.
+    pub reconciled_removed: u64,
 }
 
 /// How many exited goids are remembered to recognise a repeated exit event.
@@ -163,6 +172,8 @@ pub struct GoroutineTable {
     totals: Totals,
     recent_exits: HashSet<u64>,
     recent_exit_order: VecDeque<u64>,
+    /// Creator stack seen on a thread, waiting for that thread's spawn event.
+    pending_creator_stack: HashMap<u32, u32>,
     /// Latest event timestamp seen.
     last_ts_ns: u64,
 }
@@ -256,8 +267,32 @@ impl GoroutineTable {
                     last_waker: None,
                     origin: Origin::Snapshot,
                     blocked_stack: None,
+                    creation_stack: None,
                 },
             );
+        }
+    }
+
+    /// Reconciles the table with a later read of the target's goroutine list
+    /// that started at `started_ns` (after every event up to then was
+    /// applied): goroutines the events missed are added, and those known
+    /// since before `started_ns` but absent from the list are removed as
+    /// exited. State of goroutines present in both is left to the events
+    /// (the read races with them).
+    pub fn reconcile(&mut self, goroutines: Vec<SnapshotGoroutine>, started_ns: u64) {
+        let present: HashSet<u64> = goroutines.iter().map(|g| g.goid).collect();
+        let before = self.totals.snapshot_seeded;
+        self.seed(goroutines);
+        self.totals.reconciled_added += self.totals.snapshot_seeded - before;
+        let gone: Vec<u64> = self
+            .goroutines
+            .values()
+            .filter(|g| g.first_seen_ns < started_ns && !present.contains(&g.goid))
+            .map(|g| g.goid)
+            .collect();
+        for goid in gone {
+            self.exit(goid);
+            self.totals.reconciled_removed += 1;
         }
     }
 
@@ -281,7 +316,23 @@ impl GoroutineTable {
             return;
         }
         match ev.body {
-            EventBody::Spawn(spawn) => self.spawn(ev.ts_ns, &spawn),
+            EventBody::Spawn(spawn) => {
+                let creation_stack = self.pending_creator_stack.remove(&ev.tid);
+                self.spawn(ev.ts_ns, &spawn);
+                if let Some(g) = self.goroutines.get_mut(&spawn.goid) {
+                    g.creation_stack = g.creation_stack.or(creation_stack);
+                }
+            }
+            EventBody::CreatorStack { stack_id, .. } => match stack_id {
+                // newproc runs newproc1 on the same thread before returning:
+                // the next spawn on this thread is the child.
+                Some(id) => {
+                    self.pending_creator_stack.insert(ev.tid, id);
+                }
+                None => {
+                    self.pending_creator_stack.remove(&ev.tid);
+                }
+            },
             EventBody::Park {
                 goid,
                 reason,
@@ -387,6 +438,7 @@ impl GoroutineTable {
             last_waker: None,
             origin: Origin::Traced,
             blocked_stack: None,
+            creation_stack: None,
         };
         if let Some(prev) = previous {
             g.blocked_stack = prev.blocked_stack;
@@ -469,6 +521,7 @@ impl GoroutineTable {
                 last_waker: None,
                 origin: Origin::PreAttach,
                 blocked_stack: None,
+                creation_stack: None,
             }
         })
     }
@@ -907,5 +960,76 @@ mod tests {
         assert!(t.get(2).unwrap().blocked_stack.is_none());
         t.set_blocked_stack(2, None, pcs);
         assert!(t.get(2).unwrap().blocked_stack.is_none(), "not waiting");
+    }
+
+    #[test]
+    fn a_periodic_reread_adds_missed_goroutines_and_removes_vanished_ones() {
+        let mut t = table(&[
+            spawn(10, 2, 1, 0xa),
+            spawn(20, 3, 1, 0xa),
+            spawn(60, 4, 1, 0xa),
+        ]);
+        // The re-read started at 50: goroutine 2 is gone (its exit event was
+        // lost), 3 is still there, 9 was never seen, 4 was created after
+        // the read started and is kept although absent.
+        t.reconcile(vec![seeded(3, 4, 19, 0xa), seeded(9, 4, 19, 0xb)], 50);
+        assert!(t.get(2).is_none());
+        assert_eq!(t.get(3).unwrap().origin, Origin::Traced);
+        assert_eq!(t.get(9).unwrap().origin, Origin::Snapshot);
+        assert!(t.get(4).is_some());
+        let totals = t.totals();
+        assert_eq!(
+            (
+                totals.reconciled_added,
+                totals.reconciled_removed,
+                totals.exited,
+                totals.live
+            ),
+            (1, 1, 1, 3)
+        );
+        // A late exit event for the removed goroutine is a duplicate.
+        t.apply(&exit(70, 2));
+        assert_eq!(t.totals().exited, 1);
+    }
+
+    #[test]
+    fn a_creator_stack_goes_to_the_next_spawn_on_its_thread() {
+        let mut t = GoroutineTable::new();
+        let on = |tid: u32, ts: u64, body: EventBody| Event {
+            ts_ns: ts,
+            tid,
+            body,
+        };
+        t.apply(&on(
+            7,
+            1,
+            EventBody::CreatorStack {
+                goid: 1,
+                stack_id: Some(42),
+            },
+        ));
+        t.apply(&on(
+            8,
+            2,
+            EventBody::CreatorStack {
+                goid: 3,
+                stack_id: None,
+            },
+        ));
+        let child = |tid: u32, goid: u64| on(tid, 3, spawn(3, goid, 1, 0xa).body);
+        t.apply(&child(8, 11));
+        t.apply(&child(7, 10));
+        t.apply(&child(7, 12));
+        assert_eq!(t.get(10).unwrap().creation_stack, Some(42));
+        assert_eq!(
+            t.get(11).unwrap().creation_stack,
+            None,
+            "its stack could not be recorded"
+        );
+        assert_eq!(
+            t.get(12).unwrap().creation_stack,
+            None,
+            "one stack per spawn"
+        );
     }
 }

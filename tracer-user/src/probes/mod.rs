@@ -9,12 +9,15 @@
 use std::num::NonZeroU32;
 
 use aya::{
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::{MapData, PerCpuArray, RingBuf, StackTraceMap},
     programs::{uprobe::UProbeScope, ProgramError, UProbe},
     Ebpf, EbpfLoader,
 };
 use serde::Serialize;
-use tracer_ebpf::{counter, program, ProbeConfig, COUNTERS_MAP, EVENTS_MAP, PROBE_CONFIG_GLOBAL};
+use tracer_ebpf::{
+    counter, program, ProbeConfig, COUNTERS_MAP, EVENTS_MAP, PROBE_CONFIG_GLOBAL, STACKS_MAP,
+    STACKS_MAP_ENTRIES,
+};
 
 use crate::target::{Placement, ProbePoint, Target};
 
@@ -85,19 +88,36 @@ pub struct ProbeCounters {
     pub ringbuf_full: u64,
     /// Events submitted with a field the probe could not read.
     pub read_failed: u64,
+    /// With `--creation-stacks`: hits of `runtime.newproc`, and stacks that
+    /// could not be recorded.
+    pub creator_stack_hits: u64,
+    pub stack_failed: u64,
 }
 
 impl ProbeCounters {
     pub fn total_hits(&self) -> u64 {
-        self.spawn_hits + self.park_hits + self.ready_hits + self.exit_hits
+        self.spawn_hits
+            + self.park_hits
+            + self.ready_hits
+            + self.exit_hits
+            + self.creator_stack_hits
     }
 }
 
 /// Loaded and attached probes for one target process.
+/// Which optional probes to attach.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ProbeOptions {
+    /// Record the creating goroutine's stack at every `go` statement: one
+    /// more trap per spawn plus a kernel stack walk (see BENCHMARKS.md).
+    pub creation_stacks: bool,
+}
+
 pub struct ProbeSession {
     ebpf: Option<Ebpf>,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     counters: PerCpuArray<MapData, u64>,
+    stacks: StackTraceMap<MapData>,
     attached: Vec<AttachedProbe>,
 }
 
@@ -140,7 +160,11 @@ pub fn has_privileges() -> bool {
 impl ProbeSession {
     /// Loads the probes and attaches them to `pid`'s executable, scoped to
     /// that process. Returns the session and its event ring buffer.
-    pub fn attach(target: &Target, pid: u32) -> Result<(Self, RingBuf<MapData>), ProbeError> {
+    pub fn attach(
+        target: &Target,
+        pid: u32,
+        options: ProbeOptions,
+    ) -> Result<(Self, RingBuf<MapData>), ProbeError> {
         if PROBES_OBJECT.is_empty() {
             return Err(ProbeError::ProbesNotBuilt);
         }
@@ -151,6 +175,16 @@ impl ProbeSession {
         let config = probe_config(target, pid);
         let mut ebpf = EbpfLoader::new()
             .override_global(PROBE_CONFIG_GLOBAL, &config, true)
+            // The stack map preallocates ~1 KiB per entry: keep it tiny
+            // unless creation stacks are wanted.
+            .map_max_entries(
+                STACKS_MAP,
+                if options.creation_stacks {
+                    STACKS_MAP_ENTRIES
+                } else {
+                    1
+                },
+            )
             .load(PROBES_OBJECT)
             .map_err(|e| match &e {
                 aya::EbpfError::MapError(aya::maps::MapError::CreateError { io_error, .. })
@@ -173,7 +207,18 @@ impl ProbeSession {
             (program::PARK, vec![&plan.park]),
             (program::READY, vec![&plan.ready]),
             (program::EXIT, vec![&plan.exit]),
+            (
+                program::CREATOR_STACK,
+                if options.creation_stacks {
+                    vec![&plan.newproc]
+                } else {
+                    vec![]
+                },
+            ),
         ] {
+            if points.is_empty() {
+                continue;
+            }
             let prog: &mut UProbe = ebpf
                 .program_mut(name)
                 .ok_or(ProbeError::MissingProgram { name })?
@@ -226,11 +271,19 @@ impl ProbeSession {
             name: COUNTERS_MAP,
             source,
         })?;
+        let stacks = ebpf
+            .take_map(STACKS_MAP)
+            .ok_or(ProbeError::MissingMap { name: STACKS_MAP })?;
+        let stacks = StackTraceMap::try_from(stacks).map_err(|source| ProbeError::Map {
+            name: STACKS_MAP,
+            source,
+        })?;
         Ok((
             Self {
                 ebpf: Some(ebpf),
                 logger,
                 counters,
+                stacks,
                 attached,
             },
             events,
@@ -256,7 +309,17 @@ impl ProbeSession {
             exit_hits: read(counter::EXIT_HITS),
             ringbuf_full: read(counter::RINGBUF_FULL),
             read_failed: read(counter::READ_FAILED),
+            creator_stack_hits: read(counter::CREATOR_STACK_HITS),
+            stack_failed: read(counter::STACK_FAILED),
         }
+    }
+
+    /// The user stack recorded under `id` by a `CreatorStack` event: runtime
+    /// PCs, innermost first (frame 0 is the probed instruction in
+    /// `runtime.newproc`, the others are return addresses).
+    pub fn stack(&self, id: u32) -> Option<Vec<u64>> {
+        let trace = self.stacks.get(&id, 0).ok()?;
+        Some(trace.frames().iter().map(|f| f.ip).collect())
     }
 
     /// Forwards pending probe log records to the `log` crate.

@@ -4,7 +4,10 @@
 //! The model keeps raw PCs and wait-reason codes; this is where they become
 //! `file:line` and Go's own wait-reason strings, using the target's symbols.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use serde::Serialize;
 
@@ -45,6 +48,10 @@ pub struct GoroutineReport {
     /// Where it is blocked, innermost frame first (inlined frames expanded);
     /// empty unless waiting and its stack could be read.
     pub blocked_at: Vec<SourceLocation>,
+    /// With `--creation-stacks`: the creating goroutine's stack at the `go`
+    /// statement, innermost first (starting in `runtime.newproc`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub creation_stack: Vec<SourceLocation>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -100,6 +107,8 @@ pub struct SnapshotContext<'a> {
     /// List at most this many goroutines per document.
     pub max_goroutines: Option<usize>,
     pub snapshot: Option<SnapshotSummary>,
+    /// Creator stacks by stack-map id (`--creation-stacks`).
+    pub creation_stacks: HashMap<u32, Arc<[u64]>>,
 }
 
 impl SnapshotContext<'_> {
@@ -225,6 +234,11 @@ impl SnapshotContext<'_> {
                 blocked_at: g
                     .blocked_stack
                     .as_deref()
+                    .map(|pcs| self.stack(pcs))
+                    .unwrap_or_default(),
+                creation_stack: g
+                    .creation_stack
+                    .and_then(|id| self.creation_stacks.get(&id))
                     .map(|pcs| self.stack(pcs))
                     .unwrap_or_default(),
             })

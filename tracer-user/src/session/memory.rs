@@ -42,6 +42,17 @@ impl TargetMemory {
         })
     }
 
+    /// Reads the target's goroutine list.
+    fn read_list(&self) -> Result<memory::GoroutineSnapshot, memory::SnapshotError> {
+        memory::read_goroutines(
+            &self.memory,
+            self.allglen,
+            self.allgptr,
+            &self.layout,
+            SNAPSHOT_LIMIT,
+        )
+    }
+
     /// Reads every goroutine of the target and seeds `table` with them,
     /// with the stacks of those that are parked.
     pub fn seed(
@@ -50,25 +61,9 @@ impl TargetMemory {
         now_ns: u64,
     ) -> Result<SnapshotSummary, memory::SnapshotError> {
         let started = Instant::now();
-        let snapshot = memory::read_goroutines(
-            &self.memory,
-            self.allglen,
-            self.allgptr,
-            &self.layout,
-            SNAPSHOT_LIMIT,
-        )?;
+        let snapshot = self.read_list()?;
         let stacks = memory::unwind_all(&self.memory, &snapshot.goroutines, MAX_FRAMES);
-        table.seed(snapshot.goroutines.iter().map(|g| SnapshotGoroutine {
-            goid: g.goid,
-            parent_goid: (g.parent_goid != 0).then_some(g.parent_goid),
-            gopc: (g.gopc != 0).then_some(g.gopc),
-            start_pc: (g.start_pc != 0).then_some(g.start_pc),
-            g_addr: g.g_addr,
-            status: g.status,
-            wait_reason: g.wait_reason,
-            waiting_since_ns: u64::try_from(g.waitsince).ok().filter(|&t| t > 0),
-            seen_at_ns: now_ns,
-        }));
+        table.seed(snapshot.goroutines.iter().map(|g| to_model(g, now_ns)));
         for (g, pcs) in snapshot.goroutines.iter().zip(stacks) {
             if pcs.is_empty() {
                 continue;
@@ -81,6 +76,27 @@ impl TargetMemory {
             discarded: snapshot.discarded.total(),
             duration_s: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Re-reads the goroutine list and reconciles the table with it (see
+    /// [`GoroutineTable::reconcile`]); every event up to `started_ns` must
+    /// have been applied. Stacks of goroutines it adds come with the next
+    /// [`TargetMemory::refresh_stacks`].
+    pub fn reconcile(
+        &self,
+        table: &mut GoroutineTable,
+        started_ns: u64,
+    ) -> Result<(), memory::SnapshotError> {
+        let snapshot = self.read_list()?;
+        table.reconcile(
+            snapshot
+                .goroutines
+                .iter()
+                .map(|g| to_model(g, started_ns))
+                .collect(),
+            started_ns,
+        );
+        Ok(())
     }
 
     /// Unwinds the stacks of waiting goroutines that have none yet (parked
@@ -116,5 +132,19 @@ impl TargetMemory {
             table.set_blocked_stack(goid, parked_since, Arc::from(pcs));
         }
         parked.len()
+    }
+}
+
+fn to_model(g: &memory::SnapshotGoroutine, seen_at_ns: u64) -> SnapshotGoroutine {
+    SnapshotGoroutine {
+        goid: g.goid,
+        parent_goid: (g.parent_goid != 0).then_some(g.parent_goid),
+        gopc: (g.gopc != 0).then_some(g.gopc),
+        start_pc: (g.start_pc != 0).then_some(g.start_pc),
+        g_addr: g.g_addr,
+        status: g.status,
+        wait_reason: g.wait_reason,
+        waiting_since_ns: u64::try_from(g.waitsince).ok().filter(|&t| t > 0),
+        seen_at_ns,
     }
 }

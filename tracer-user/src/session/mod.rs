@@ -5,8 +5,10 @@
 mod memory;
 
 use std::{
+    collections::HashMap,
     io::Write,
     os::fd::{FromRawFd, OwnedFd},
+    sync::Arc,
     time::Duration,
 };
 
@@ -21,7 +23,7 @@ use self::memory::TargetMemory;
 use crate::{
     cli::AttachArgs,
     model::{decode_event, GoroutineTable, Totals},
-    probes::ProbeSession,
+    probes::{ProbeOptions, ProbeSession},
     report::{human_final, human_line, SnapshotContext, SnapshotSummary},
     target::Target,
 };
@@ -76,7 +78,10 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     // Open the exit notification before attaching, so a target that dies
     // during attach is still noticed.
     let pidfd = open_pidfd(pid).with_context(|| format!("cannot watch process {pid}"))?;
-    let (mut probes, ring) = ProbeSession::attach(&target, pid)?;
+    let options = ProbeOptions {
+        creation_stacks: args.creation_stacks,
+    };
+    let (mut probes, ring) = ProbeSession::attach(&target, pid, options)?;
     let attached_at_ns = monotonic_ns();
     log::info!("probes attached {:?} after start", started.elapsed());
     eprintln!(
@@ -103,6 +108,7 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
         probes: probes.counters(),
         max_goroutines: args.max_goroutines,
         snapshot,
+        creation_stacks: HashMap::new(),
     };
     let result = runtime.block_on(run(
         args,
@@ -124,6 +130,7 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     if let Some(memory) = &memory {
         memory.refresh_stacks(&mut table);
     }
+    resolve_creation_stacks(&table, &probes, &mut ctx.creation_stacks);
     ctx.probes = probes.counters();
     table.set_lost_events(ctx.probes.ringbuf_full);
     ctx.now_ns = ended_at_ns;
@@ -201,6 +208,11 @@ async fn run(
     );
     tokio::pin!(deadline);
     let mut previous: Option<Totals> = None;
+    let reread_period = args
+        .snapshot_interval
+        .unwrap_or(Duration::from_secs(u64::MAX / 4));
+    let mut rereads = tokio::time::interval_at(start + reread_period, reread_period);
+    rereads.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut drain_ticks = tokio::time::interval(DRAIN_PERIOD);
     drain_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -215,11 +227,22 @@ async fn run(
             _ = drain_ticks.tick() => {
                 drain(ring.get_mut(), table, DRAIN_BATCH);
             }
+            _ = rereads.tick(), if args.snapshot_interval.is_some() && memory.is_some() => {
+                drain(ring.get_mut(), table, usize::MAX);
+                if let Some(memory) = memory {
+                    let started = std::time::Instant::now();
+                    match memory.reconcile(table, monotonic_ns()) {
+                        Ok(()) => log::info!("goroutine list re-read in {:?}", started.elapsed()),
+                        Err(err) => log::warn!("re-reading the goroutine list failed: {err}"),
+                    }
+                }
+            }
             _ = ticks.tick() => {
                 drain(ring.get_mut(), table, usize::MAX);
                 if let Some(memory) = memory {
                     memory.refresh_stacks(table);
                 }
+                resolve_creation_stacks(table, probes, &mut ctx.creation_stacks);
                 probes.flush_logs();
                 ctx.probes = probes.counters();
                 table.set_lost_events(ctx.probes.ringbuf_full);
@@ -243,6 +266,22 @@ async fn run(
         }
     };
     Ok((end, ring.into_inner()))
+}
+
+/// Reads from the probes' stack map the creator stacks that live goroutines
+/// refer to and are not cached yet (identical stacks share one id).
+fn resolve_creation_stacks(
+    table: &GoroutineTable,
+    probes: &ProbeSession,
+    cache: &mut HashMap<u32, Arc<[u64]>>,
+) {
+    for id in table.iter().filter_map(|g| g.creation_stack) {
+        if !cache.contains_key(&id) {
+            if let Some(pcs) = probes.stack(id) {
+                cache.insert(id, Arc::from(pcs));
+            }
+        }
+    }
 }
 
 /// Applies up to `max` records from the ring buffer; returns how many.

@@ -151,9 +151,13 @@ pub struct ProbePlan {
     pub ready: ProbePoint,
     /// `runtime.goexit1()`, on the exiting goroutine.
     pub exit: ProbePoint,
+    /// `runtime.newproc(fn)`, on the creating goroutine's stack (only
+    /// attached with `--creation-stacks`).
+    pub newproc: ProbePoint,
 }
 
 pub const NEWPROC1: &str = "runtime.newproc1";
+pub const NEWPROC: &str = "runtime.newproc";
 pub const GOPARK: &str = "runtime.gopark";
 pub const READY: &str = "runtime.ready";
 pub const GOEXIT1: &str = "runtime.goexit1";
@@ -509,6 +513,7 @@ fn plan_probes(elf: &ElfImage<'_>, what: &str) -> Result<ProbePlan, TargetError>
         park: entry_probe(elf, what, GOPARK)?,
         ready: entry_probe(elf, what, READY)?,
         exit: entry_probe(elf, what, GOEXIT1)?,
+        newproc: entry_probe(elf, what, NEWPROC)?,
     })
 }
 

@@ -552,7 +552,9 @@ fn check(version: &'static str, crowd: usize) {
     let Some(program) = build(version) else {
         return;
     };
+    let t0 = Instant::now();
     let mut running = Running::start(&program, crowd);
+    eprintln!("T started {:?}", t0.elapsed());
     let pid = running.child.id();
     let target = Target::from_pid(pid).unwrap();
     let (allglen, allgptr) = allg_addresses(pid, target.load_bias);
@@ -573,7 +575,9 @@ fn check(version: &'static str, crowd: usize) {
 
     // 1. The program is quiet: every goroutine is parked except the main
     //    one, which reads stdin. Its runtime.Stack dump vs a snapshot.
+    eprintln!("T inspected {:?}", t0.elapsed());
     let dump = running.stack_dump();
+    eprintln!("T dumped {:?}", t0.elapsed());
     assert!(
         dump.len() > crowd,
         "{version}: {} goroutines dumped",
@@ -605,6 +609,7 @@ fn check(version: &'static str, crowd: usize) {
         expected_main,
         "{version}"
     );
+    eprintln!("T compared {:?}", t0.elapsed());
     // One goroutine at a time, frame by frame: the same stacks.
     let (one_by_one, took) = timed(|| {
         snapshot
@@ -662,7 +667,9 @@ fn check(version: &'static str, crowd: usize) {
     //    every frame (runtime.gopark … main.… … runtime.goexit) and g address.
     let (snapshot, _) = live.snapshot(&live.memory);
     let stacks = unwind_all(&live.memory, &snapshot.goroutines, MAX_FRAMES);
+    eprintln!("T before crash {:?}", t0.elapsed());
     let dump = running.crash_dump();
+    eprintln!("T crash dumped {:?}", t0.elapsed());
     assert!(
         dump.len() > crowd,
         "{version}: {} goroutines in the crash dump",
@@ -689,6 +696,7 @@ fn check(version: &'static str, crowd: usize) {
         "{version}"
     );
     eprintln!("{version}: snapshot and stacks match runtime.Stack and the crash dump");
+    eprintln!("T end {:?}", t0.elapsed());
 }
 
 #[test]

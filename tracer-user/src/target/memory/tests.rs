@@ -773,3 +773,20 @@ fn random_damage_never_panics_and_stays_bounded() {
         "{errors} {discarded} {frames_seen}"
     );
 }
+
+#[test]
+fn re_reading_g_addresses_validates_each_one() {
+    let image = well_formed();
+    let addrs = [g_addr(1), g_addr(0), 0, 0xdead_0000, g_addr(3), g_addr(1)];
+    let goids: Vec<Option<u64>> = read_gs(&image, &addrs, &LAYOUT)
+        .iter()
+        .map(|g| g.map(|g| g.goid))
+        .collect();
+    // Dead, null and unmapped: None; the same g twice is not a duplicate here.
+    assert_eq!(goids, [Some(7), Some(1), None, None, None, Some(7)]);
+    let bad = GLayout {
+        goid: 100_000,
+        ..LAYOUT
+    };
+    assert_eq!(read_gs(&image, &addrs, &bad), vec![None; addrs.len()]);
+}
