@@ -276,13 +276,12 @@ fn resolve_creation_stacks(
     cache: &mut HashMap<u32, Arc<[u64]>>,
 ) {
     for id in table.iter().filter_map(|g| g.creation_stack) {
-        if !cache.contains_key(&id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(id) {
             if let Some(pcs) = probes.stack(id) {
-                cache.insert(id, Arc::from(pcs));
+                slot.insert(Arc::from(pcs));
             }
         }
-    }
-}
+    }}
 
 /// Applies up to `max` records from the ring buffer; returns how many.
 fn drain(ring: &mut RingBuf<MapData>, table: &mut GoroutineTable, max: usize) -> usize {

@@ -402,7 +402,7 @@ impl Pclntab {
         low.checked_sub(1)
     }
 
-    fn string_at<'t>(table: &'t [u8], offset: u32) -> Option<&'t str> {
+    fn string_at(table: &[u8], offset: u32) -> Option<&str> {
         let bytes = table.get(usize::try_from(offset).ok()?..)?;
         let bytes = bytes.get(..bytes.len().min(MAX_STRING_LEN))?;
         let end = bytes.iter().position(|&b| b == 0)?;
@@ -859,11 +859,11 @@ fn find_table<'data>(
         let mut at = 0;
         while let Some(found) = data
             .get(at..)
-            .and_then(|rest| rest.windows(8).position(|w| is_header_start(w)))
+            .and_then(|rest| rest.windows(8).position(is_header_start))
         {
             let offset = at + found;
             at = offset + 1;
-            if (address + offset as u64) % 8 != 0 {
+            if !(address + offset as u64).is_multiple_of(8) {
                 continue;
             }
             let Some(table) = data.get(offset..) else {

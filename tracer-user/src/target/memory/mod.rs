@@ -3,15 +3,22 @@
 //!
 //! Everything here is pure code over the [`Memory`] trait:
 //!
-//! - [`ProcessMemory`] reads another process (`process_vm_readv`, batched up
-//!   to 1024 reads per system call, falling back to `/proc/PID/mem`);
+//! - [`ProcessMemory`] reads another process (`process_vm_readv`, up to 1024
+//!   reads per system call, falling back to `/proc/PID/mem`);
 //! - [`ImageMemory`] is a sparse set of byte regions, for tests on synthetic
 //!   and corrupted images;
 //! - [`read_goroutines`] snapshots `runtime.allgs` the way the runtime's own
 //!   lock-free readers do (`atomicAllG`: `allglen`, then `allgptr`) and
 //!   validates every `g` it reads ([`Discarded`] counts what it drops);
+//!   [`read_gs`] re-reads known `g` addresses;
 //! - [`unwind`] / [`unwind_all`] follow the frame-pointer chain of parked
-//!   goroutines from their saved `g.sched`.
+//!   goroutines from their saved `g.sched`; [`symbolization_pc`] says which
+//!   pc to symbolize per frame.
+//!
+//! Many small reads are sorted by address and merged with their neighbours
+//! (`coalesce`): the kernel's cost is per read more than per byte. On the
+//! test machine, a snapshot of 100,000 goroutines takes ~25–35 ms and
+//! unwinding all of them ~60–120 ms (release build; see the live test).
 //!
 //! All addresses given to and returned by these functions are runtime
 //! addresses of the target (ELF virtual address + load bias); pcs must be

@@ -559,7 +559,7 @@ fn both_unwinders(image: &ImageMemory, context: &StackContext, max: usize) -> Ve
         stack_hi: context.stack_hi,
     };
     assert_eq!(unwind(image, &g, max), single);
-    assert_eq!(unwind_all(image, &[g], max), [single.clone()]);
+    assert_eq!(unwind_all(image, &[g], max), std::slice::from_ref(&single));
     single
 }
 
@@ -567,7 +567,9 @@ fn both_unwinders(image: &ImageMemory, context: &StackContext, max: usize) -> Ve
 fn looping_decreasing_and_escaping_frame_pointers_stop_the_walk() {
     let (image, context) = parked_context();
     let bp = context.bp;
-    let cases: [(&str, u64, Vec<(u64, u64, u64)>, usize); 8] = [
+    // (name, initial bp, frame records (at, caller bp, return address), frames)
+    type Case = (&'static str, u64, Vec<(u64, u64, u64)>, usize);
+    let cases: [Case; 8] = [
         ("self loop", bp, vec![(bp, bp, 0x401)], 2),
         (
             "two-frame loop",

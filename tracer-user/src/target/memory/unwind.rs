@@ -21,9 +21,10 @@ pub struct StackContext {
 }
 
 impl StackContext {
-    /// The saved context of a parked goroutine (`g.sched`); `None` when the
-    /// goroutine is running, in a system call, moving its stack or not yet
-    /// started: `g.sched` is then stale or meaningless.
+    /// The saved context of a parked goroutine (`g.sched`, see
+    /// [`status::is_parked`](super::status::is_parked)); `None` when the
+    /// goroutine is running, in a system call or moving its stack: `g.sched`
+    /// is then stale.
     pub fn of(g: &SnapshotGoroutine) -> Option<StackContext> {
         g.is_parked().then_some(StackContext {
             pc: g.sched_pc,
@@ -35,12 +36,21 @@ impl StackContext {
     }
 }
 
-/// The pc to symbolize for frame `index` of an unwound stack. Frame 0 is
-/// the pc the goroutine resumes at: symbolized as is (for a goroutine parked
-/// through `mcall` it is the return address of that call, in the same
-/// function; for one that never ran it is its function's entry). The others
-/// are return addresses: the call instruction is at `pc − 1`, which is what
-/// gives the right (inlined) function and line.
+/// The pc to symbolize for frame `index` of an unwound stack (a runtime
+/// address: convert it with `Target::to_vaddr`).
+///
+/// Frame 0 is `sched.pc`, symbolized as is. For a goroutine that has run,
+/// it is the return address of the `mcall` that parked it (in
+/// `runtime.gopark`, or in the scheduler's yield/preempt paths): the
+/// function is right, the line may be the next statement's (gopark's
+/// closing brace). Go's own tracebacks use `pc − 1` there, which gives the
+/// `mcall` line; a goroutine that never ran is the exception (`sched.pc` is
+/// its function's entry, `sched.bp` 0; the stack is that one frame).
+///
+/// The other frames are return addresses: the call is at `pc − 1`, which
+/// gives the right (inlined) functions and lines. One more exception: the
+/// frame above `runtime.asyncPreempt` is the interrupted instruction itself,
+/// not a return address (Go symbolizes it as is).
 pub fn symbolization_pc(index: usize, pc: u64) -> u64 {
     if index == 0 {
         pc
@@ -50,10 +60,12 @@ pub fn symbolization_pc(index: usize, pc: u64) -> u64 {
 }
 
 /// Unwinds a parked goroutine from its saved `g.sched`: frame 0 is
-/// `sched.pc`, then one return address per frame record. Empty for
-/// goroutines that are not parked (running, in a system call, copying their
-/// stack: their saved context is stale while they run). See [`unwind_context`]
-/// for when the walk stops and [`symbolization_pc`] for symbolizing.
+/// `sched.pc`, then one return address per frame record, outermost last
+/// (`runtime.goexit`). Empty for goroutines that are not parked (running,
+/// in a system call, copying their stack: their saved context is stale
+/// while they run; a running goroutine's stack can only be read by stopping
+/// it). See [`unwind_context`] for when the walk stops and
+/// [`symbolization_pc`] for symbolizing.
 ///
 /// One read per frame: to unwind many goroutines use [`unwind_all`].
 pub fn unwind(mem: &dyn Memory, g: &SnapshotGoroutine, max_frames: usize) -> Vec<u64> {
