@@ -60,6 +60,8 @@ fn report(target: &Target) -> InspectReport<'_> {
         (program::PARK, &plan.park),
         (program::READY, &plan.ready),
         (program::EXIT, &plan.exit),
+        // Attached only with `attach --creation-stacks`.
+        (program::CREATOR_STACK, &plan.newproc),
     ]);
     InspectReport {
         pid: target.pid,
@@ -139,8 +141,13 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     );
     println!("probes:");
     for p in &r.probes {
+        let optional = if p.program == tracer_ebpf::program::CREATOR_STACK {
+            "  (--creation-stacks only)"
+        } else {
+            ""
+        };
         println!(
-            "  {:<16} {:<22} vaddr {:#x}  file offset {:#x}  {:?}",
+            "  {:<16} {:<22} vaddr {:#x}  file offset {:#x}  {:?}{optional}",
             p.program, p.function, p.vaddr, p.file_offset, p.placement
         );
     }

@@ -139,7 +139,11 @@ impl SnapshotContext<'_> {
             let Some(pc) = runtime_pc.checked_sub(self.target.load_bias) else {
                 continue;
             };
-            let frames = self.target.symbolizer.frames(symbolization_pc(i, pc));
+            let frames = if i == 0 {
+                self.resume_frames(pc)
+            } else {
+                self.target.symbolizer.frames(symbolization_pc(i, pc))
+            };
             if frames.len() == 1 && frames[0].function == "runtime.goexit" {
                 continue;
             }
@@ -156,6 +160,20 @@ impl SnapshotContext<'_> {
             }
         }
         out
+    }
+
+    /// Frames of a parked goroutine's saved pc. It is the return address of
+    /// the `mcall` that parked it, so, like Go's tracebacks, look inside the
+    /// call (pc − 1) — unless the goroutine never ran and the pc is its
+    /// function's entry, where pc − 1 would be another function.
+    fn resume_frames(&self, pc: u64) -> Vec<crate::target::Frame> {
+        let sym = &self.target.symbolizer;
+        let inside = sym.frames(pc.saturating_sub(1));
+        let at = sym.frames(pc);
+        match (inside.first(), at.first()) {
+            (Some(a), Some(b)) if a.function == b.function => inside,
+            _ => at,
+        }
     }
 
     fn wait_reason(&self, code: u8) -> String {

@@ -281,7 +281,8 @@ fn resolve_creation_stacks(
                 slot.insert(Arc::from(pcs));
             }
         }
-    }}
+    }
+}
 
 /// Applies up to `max` records from the ring buffer; returns how many.
 fn drain(ring: &mut RingBuf<MapData>, table: &mut GoroutineTable, max: usize) -> usize {

@@ -196,7 +196,8 @@ impl<'data> ElfImage<'data> {
     }
 }
 
-/// `.symtab` functions sorted by start address, for pc → name lookups.
+/// Functions (of `.symtab`, or of `.gopclntab` in a stripped binary) sorted
+/// by start address, for pc → name lookups.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FunctionTable {
     entries: Vec<FunctionSymbol>,

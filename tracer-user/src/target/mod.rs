@@ -4,6 +4,8 @@
 //!
 //! - `buildinfo` — the Go version from `.go.buildinfo` ([`GoVersion`]);
 //! - `elf` — symbols, sections, vaddr → file offset;
+//! - `pclntab` — Go's own function and line table (`.gopclntab`): function
+//!   addresses, file/line and inlined frames of stripped binaries;
 //! - `dwarf` — runtime struct offsets ([`RuntimeOffsets`]) and the pc → source
 //!   [`Symbolizer`];
 //! - `offsets_table` — generated offsets and wait reasons per Go minor

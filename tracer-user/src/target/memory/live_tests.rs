@@ -1,6 +1,15 @@
-//! Snapshots and stacks of a real, running Go program against the program's
-//! own goroutine dump (`runtime.Stack(buf, true)` with `GOTRACEBACK=system`,
-//! which shows every goroutine, `gp=` address and frame).
+//! Snapshots and stacks of a real, running Go program against the runtime's
+//! own view of it, twice:
+//!
+//! 1. the program's `runtime.Stack(buf, true)`, which always prints at
+//!    traceback level 1 (whatever GOTRACEBACK says): user goroutines only,
+//!    runtime-internal frames hidden;
+//! 2. at the end, the runtime's crash dump on SIGQUIT with
+//!    `GOTRACEBACK=system`: every goroutine with its `gp=` address, every
+//!    frame (`runtime.gopark` … `main.…` … `runtime.goexit`).
+//!
+//! In between, snapshots are taken while the program spawns and ends
+//! goroutines as fast as it can.
 //!
 //! Needs root (reading another process's memory) and the Go toolchains
 //! under `target/toolchains`: without them the test prints why and passes,

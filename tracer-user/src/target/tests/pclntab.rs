@@ -317,28 +317,55 @@ fn check_against_callers_frames(label: &str, program: &Path, table: &Pclntab) {
 }
 
 #[test]
-fn stripped_target_inspection_reports_the_pclntab() {
-    let Some(toolchain) = newest_or_skip("stripped target") else {
+fn stripped_targets_probe_and_symbolize_like_unstripped_ones() {
+    let Some(toolchains) = toolchains_or_skip("stripped target") else {
         return;
     };
-    let full = Target::from_path(&build_mode(&toolchain, Mode::Default, false)).unwrap();
-    assert!(!full.stripped);
-    assert_eq!(full.pclntab_version, "go1.20+ (0xfffffff1)");
-    // Without DWARF the runtime offsets come from a table maintained
-    // elsewhere; when it has no entry for this version inspection fails
-    // there, after the pclntab part.
-    match Target::from_path(&build_mode(&toolchain, Mode::Default, true)) {
-        Ok(stripped) => {
-            assert!(stripped.stripped);
-            assert_eq!(stripped.pclntab_version, full.pclntab_version);
-            assert_eq!(stripped.probes, full.probes);
-            let worker = full.symbolizer.function_name(full.probes.park.vaddr);
+    for toolchain in &toolchains {
+        for mode in [Mode::Default, Mode::CgoPie] {
+            let label = format!("{} {mode:?}", toolchain.version);
+            let full = Target::from_path(&build_mode(toolchain, mode, false)).unwrap();
+            assert!(!full.stripped, "{label}");
+            assert_eq!(full.pclntab_version, "go1.20+ (0xfffffff1)", "{label}");
+            let path = build_mode(toolchain, mode, true);
+            let stripped = Target::from_path(&path).unwrap();
+            assert!(stripped.stripped, "{label}");
+            assert_eq!(stripped.pclntab_version, full.pclntab_version, "{label}");
+            // Same probe addresses, found through the pclntab, on the same code.
+            let plan = |t: &Target| {
+                let p = &t.probes;
+                p.spawn
+                    .iter()
+                    .chain([&p.park, &p.ready, &p.exit])
+                    .map(|point| (point.function.clone(), point.vaddr, point.placement))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(plan(&stripped), plan(&full), "{label}");
+            let file = std::fs::read(&path).unwrap();
+            let park = &stripped.probes.park;
+            assert_eq!(file[park.file_offset as usize], 0x55, "{label}: {park}");
+            // The symbolizer (pclntab, no DWARF) places the go statements
+            // where the DWARF of the unstripped build does.
             assert_eq!(
-                stripped.symbolizer.function_name(full.probes.park.vaddr),
-                worker
+                stripped.symbolizer.function_name(park.vaddr).as_deref(),
+                Some(GOPARK),
+                "{label}"
             );
+            let elf_bytes = std::fs::read(build_mode(toolchain, mode, false)).unwrap();
+            let elf = ElfImage::parse(&elf_bytes).ok().unwrap();
+            let main = elf.symbol("main.main").unwrap();
+            let mut sites = 0;
+            for gopc in main.address + 1..=main.address + main.size {
+                let site = stripped.symbolizer.creation_site(gopc);
+                assert_eq!(
+                    site,
+                    full.symbolizer.creation_site(gopc),
+                    "{label}: {gopc:#x}"
+                );
+                sites += usize::from(site.is_some());
+            }
+            assert!(sites > 0, "{label}");
         }
-        Err(e) => eprintln!("stripped target: {e}"),
     }
 }
 
