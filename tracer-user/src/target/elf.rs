@@ -3,6 +3,7 @@
 //! virtual-address → file-offset mapping uprobes need, and reads of
 //! initialized data by virtual address.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use object::elf;
@@ -18,6 +19,9 @@ pub(crate) struct ElfImage<'data> {
     pub(crate) pie: bool,
     /// `.gopclntab`, parsed on first use (see [`ElfImage::pclntab`]).
     pclntab: OnceLock<Result<Arc<Pclntab>, PclntabProblem>>,
+    /// `R_X86_64_RELATIVE` addends by slot address, indexed on first use
+    /// (a PIE Go binary has tens of thousands of them).
+    relative_relocations: OnceLock<HashMap<u64, u64>>,
 }
 
 /// What is wrong with a file before it can even be examined as a Go program.
@@ -50,6 +54,7 @@ impl<'data> ElfImage<'data> {
             file,
             pie,
             pclntab: OnceLock::new(),
+            relative_relocations: OnceLock::new(),
         })
     }
 
@@ -183,16 +188,21 @@ impl<'data> ElfImage<'data> {
     /// file may hold zeros where pointers go; the `R_X86_64_RELATIVE` dynamic
     /// relocation of that slot carries the link-time address as its addend.
     pub(crate) fn relative_relocation_at(&self, vaddr: u64) -> Option<u64> {
-        self.file
-            .dynamic_relocations()?
-            .find_map(|(offset, relocation)| {
-                let RelocationFlags::Elf { r_type } = relocation.flags() else {
-                    return None;
-                };
-                (offset == vaddr && r_type == elf::R_X86_64_RELATIVE)
-                    .then(|| u64::try_from(relocation.addend()).ok())
-                    .flatten()
-            })
+        let index = self.relative_relocations.get_or_init(|| {
+            let Some(relocations) = self.file.dynamic_relocations() else {
+                return HashMap::new();
+            };
+            relocations
+                .filter_map(|(offset, relocation)| {
+                    let RelocationFlags::Elf { r_type } = relocation.flags() else {
+                        return None;
+                    };
+                    let addend = u64::try_from(relocation.addend()).ok()?;
+                    (r_type == elf::R_X86_64_RELATIVE).then_some((offset, addend))
+                })
+                .collect()
+        });
+        index.get(&vaddr).copied()
     }
 }
 

@@ -43,9 +43,6 @@ use buildinfo::SUPPORTED_RANGE;
 use dwarf::DwarfProblem;
 use elf::{ElfImage, ElfProblem};
 
-const STRIPPED_HINT: &str =
-    "stripped Go binaries are not supported yet: rebuild without -ldflags=-s/-w";
-
 /// Why a target cannot be inspected. Messages say what happened and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -69,10 +66,14 @@ pub enum TargetError {
     #[error("{what} is a {arch} program: only x86-64 (amd64) Go programs are supported")]
     UnsupportedArch { what: String, arch: String },
     #[error(
-        "{what}: symbol {name} not found; is the binary stripped (-ldflags=-s)? {STRIPPED_HINT}"
+        "{what}: the Go runtime function {name} is in neither .symtab nor .gopclntab: \
+         this is not a Go runtime tracer knows (Go 1.21-1.27, unmodified)"
     )]
     MissingSymbol { what: String, name: String },
-    #[error("{what} has no DWARF debug info ({detail}); was it built with -ldflags=-w or stripped? {STRIPPED_HINT}")]
+    #[error(
+        "{what}: its DWARF debug info is incomplete ({detail}); rebuild it with the Go \
+         toolchain's defaults, or strip it fully (-ldflags=\"-s -w\") to use the built-in offsets"
+    )]
     MissingDwarf { what: String, detail: String },
     #[error(
         "{what}: the DWARF type {type_name} has no member {field}; this Go runtime layout is not supported"
@@ -552,15 +553,12 @@ fn read_wait_reasons(
     go_version: &GoVersion,
 ) -> Result<(WaitReasons, WaitReasonsSource), TargetError> {
     let Some(table) = elf.symbol(wait_reasons::SYMBOL) else {
-        let entry =
-            offsets_table::entry(go_version.minor).ok_or_else(|| TargetError::MissingSymbol {
+        let entry = offsets_table::entry(go_version.minor).ok_or_else(|| {
+            TargetError::NoOffsetsForVersion {
                 what: what.to_string(),
-                name: format!(
-                    "{} (and no built-in wait reasons for Go 1.{})",
-                    wait_reasons::SYMBOL,
-                    go_version.minor
-                ),
-            })?;
+                minor: go_version.minor,
+            }
+        })?;
         let names = entry.wait_reasons.iter().map(|n| n.to_string()).collect();
         let reasons = WaitReasons::from_names(names).map_err(|e| TargetError::WaitReasons {
             what: what.to_string(),
