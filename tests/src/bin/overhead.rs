@@ -87,24 +87,28 @@ fn run_once(
             bail!("tracer did not attach: {first}");
         }
         std::thread::spawn(move || for _ in err.by_ref() {});
-        tracer_child = Some(child);
+        // Read stdout while it runs: the final document can exceed a pipe
+        // buffer, and a blocked writer would never exit.
+        let mut stdout = child.stdout.take().context("stdout")?;
+        let reader = std::thread::spawn(move || {
+            let mut out = String::new();
+            stdout.read_to_string(&mut out).map(|_| out)
+        });
+        tracer_child = Some((child, reader));
     }
     let result = lines
         .find_map(|l| l.ok().filter(|l| l.starts_with("RESULT")))
         .context("no RESULT line")?;
     target.wait()?;
     let mut probe_hits = None;
-    if let Some(mut child) = tracer_child {
+    if let Some((mut child, reader)) = tracer_child {
         let status = child.wait_timeout_or_kill()?;
         if !status {
             bail!("tracer did not exit cleanly after the target ended");
         }
-        let mut out = String::new();
-        child
-            .stdout
-            .take()
-            .context("stdout")?
-            .read_to_string(&mut out)?;
+        let out = reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("stdout reader panicked"))??;
         let last: serde_json::Value =
             serde_json::from_str(out.lines().last().context("no final document")?)?;
         let p = &last["probes"];
