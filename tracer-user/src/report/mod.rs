@@ -380,9 +380,10 @@ pub fn human_final(s: &Snapshot) -> String {
         out.push_str("  creation sites with live goroutines:\n");
         for site in live_sites {
             out.push_str(&format!(
-                "    {:>8} live  {:>8} spawned  {}  ({})\n",
+                "    {:>8} live  {:>8} spawned  {:>8} at attach  {}  ({})\n",
                 site.stats.live,
                 site.stats.spawned,
+                site.stats.at_attach,
                 site.site.short(),
                 site.site.function
             ));
