@@ -9,9 +9,9 @@
 //!
 //! * **spawn** — the `RET` instructions of `runtime.newproc1`: RAX holds the new
 //!   `*g` with `goid`, `parentGoid`, `gopc` and `startpc` all set. Its entry
-//!   does not know the new goid yet, and a uretprobe would corrupt Go's
-//!   movable stacks, so userspace disassembles the function and attaches this
-//!   program to each `RET`. One trap per spawn.
+//!   does not know the new goid yet, and a kernel return probe would replace
+//!   the return address on Go's movable stacks, so userspace disassembles the
+//!   function and attaches this plain uprobe to each `RET`. One trap per spawn.
 //! * **park** — `runtime.gopark` after its stack-check prologue: it runs on the
 //!   parking goroutine's own stack (R14 = that `g`), the wait reason is in CL
 //!   and the `lock` argument in RBX. One trap per park.

@@ -317,11 +317,13 @@ impl GoroutineTable {
         }
         match ev.body {
             EventBody::Spawn(spawn) => {
-                let creation_stack = self.pending_creator_stack.remove(&ev.tid);
-                self.spawn(ev.ts_ns, &spawn);
-                if let Some(g) = self.goroutines.get_mut(&spawn.goid) {
-                    g.creation_stack = g.creation_stack.or(creation_stack);
-                }
+                // Only with --creation-stacks is anything ever pending.
+                let creation_stack = if self.pending_creator_stack.is_empty() {
+                    None
+                } else {
+                    self.pending_creator_stack.remove(&ev.tid)
+                };
+                self.spawn(ev.ts_ns, &spawn, creation_stack);
             }
             EventBody::CreatorStack { stack_id, .. } => match stack_id {
                 // newproc runs newproc1 on the same thread before returning:
@@ -379,7 +381,46 @@ impl GoroutineTable {
         }
     }
 
-    fn spawn(&mut self, ts_ns: u64, spawn: &Spawn) {
+    fn spawn(&mut self, ts_ns: u64, spawn: &Spawn, creation_stack: Option<u32>) {
+        let goid = spawn.goid;
+        // One lookup for the common case (a new goid); a known one is either
+        // a repeated event or an entry made before the spawn was applied.
+        let previous = self.goroutines.remove(&goid);
+        if let Some(existing) = previous {
+            if existing.origin == Origin::Traced {
+                self.goroutines.insert(goid, existing);
+                self.totals.duplicate_events += 1;
+                return;
+            }
+            self.forget_early_entry(&existing);
+            return self.insert_spawned(ts_ns, spawn, creation_stack, Some(existing));
+        }
+        self.insert_spawned(ts_ns, spawn, creation_stack, None);
+    }
+
+    /// Undoes the counts of an entry made for a goroutine before its spawn
+    /// event was applied (a snapshot entry is already counted live at its site).
+    fn forget_early_entry(&mut self, early: &Goroutine) {
+        match (early.origin, early.gopc) {
+            (Origin::Snapshot, Some(pc)) => {
+                if let Some(s) = self.sites.get_mut(&pc) {
+                    s.at_attach = s.at_attach.saturating_sub(1);
+                    s.live = s.live.saturating_sub(1);
+                }
+                self.totals.snapshot_seeded -= 1;
+            }
+            (Origin::Snapshot, None) => self.totals.snapshot_seeded -= 1,
+            (_, _) => self.totals.pre_attach_seen -= 1,
+        }
+    }
+
+    fn insert_spawned(
+        &mut self,
+        ts_ns: u64,
+        spawn: &Spawn,
+        creation_stack: Option<u32>,
+        previous: Option<Goroutine>,
+    ) {
         let &Spawn {
             goid,
             parent_goid,
@@ -389,30 +430,10 @@ impl GoroutineTable {
             status,
             wait_reason,
         } = spawn;
-        if let Some(existing) = self.goroutines.get(&goid) {
-            if existing.origin == Origin::Traced {
-                self.totals.duplicate_events += 1;
-                return;
-            }
-        }
         self.totals.spawned += 1;
         let site = self.sites.entry(gopc).or_default();
         site.spawned += 1;
-        // A snapshot entry is the same goroutine, already counted live.
-        let previous = self.goroutines.remove(&goid);
-        match previous.as_ref().map(|p| (p.origin, p.gopc)) {
-            Some((Origin::Snapshot, Some(pc))) => {
-                if let Some(s) = self.sites.get_mut(&pc) {
-                    s.at_attach = s.at_attach.saturating_sub(1);
-                    s.live = s.live.saturating_sub(1);
-                }
-                self.totals.snapshot_seeded -= 1;
-            }
-            Some((Origin::Snapshot, None)) => self.totals.snapshot_seeded -= 1,
-            Some(_) => self.totals.pre_attach_seen -= 1,
-            None => {}
-        }
-        self.sites.entry(gopc).or_default().live += 1;
+        site.live += 1;
         let waiting = GoStatus::from_raw(status) == GoStatus::Waiting;
         // A goroutine can be seen before its spawn event when events were
         // reordered across CPUs, or when the snapshot read it after it was
@@ -438,7 +459,7 @@ impl GoroutineTable {
             last_waker: None,
             origin: Origin::Traced,
             blocked_stack: None,
-            creation_stack: None,
+            creation_stack,
         };
         if let Some(prev) = previous {
             g.blocked_stack = prev.blocked_stack;

@@ -31,7 +31,8 @@ pub enum Placement {
     /// a split-stack function it fires twice when the stack grows (morestack
     /// jumps back to the entry): consumers must treat entry events as idempotent.
     Entry,
-    /// A `RET` instruction (to observe return values without a uretprobe).
+    /// A `RET` instruction: a plain uprobe there sees the return values
+    /// without touching the return address (Go moves stacks).
     Ret,
 }
 

@@ -580,7 +580,11 @@ fn read_wait_reasons(
             "{file_problem} (inspect the running process by pid instead)"
         )));
     };
-    let memory = process::ProcessMemory::open(pid)?;
+    let memory = memory::ProcessMemory::open(pid).map_err(|e| match e {
+        memory::MemoryError::ProcessGone { pid } => TargetError::ProcessExited { pid },
+        memory::MemoryError::PermissionDenied { pid } => TargetError::PermissionDenied { pid },
+        other => error(format!("{file_problem}; from memory: {other}")),
+    })?;
     wait_reasons::from_memory(&memory, table, load_bias)
         .map(binary)
         .map_err(|memory_problem| error(format!("{file_problem}; from memory: {memory_problem}")))

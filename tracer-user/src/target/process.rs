@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::TargetError;
@@ -174,31 +174,6 @@ pub(crate) fn read_maps(pid: u32) -> Result<Vec<Mapping>, TargetError> {
     let path = PathBuf::from(format!("/proc/{pid}/maps"));
     let text = std::fs::read_to_string(&path).map_err(|e| proc_error(pid, &path, e, true))?;
     Ok(parse_maps(&text))
-}
-
-/// Reads the target's memory through `/proc/PID/mem`.
-pub(crate) struct ProcessMemory {
-    pid: u32,
-    file: File,
-}
-
-impl ProcessMemory {
-    pub(crate) fn open(pid: u32) -> Result<Self, TargetError> {
-        let path = PathBuf::from(format!("/proc/{pid}/mem"));
-        let file = File::open(&path).map_err(|e| proc_error(pid, &path, e, true))?;
-        Ok(ProcessMemory { pid, file })
-    }
-
-    /// `len` bytes at runtime address `address`, or `None` if unmapped.
-    pub(crate) fn read(&self, address: u64, len: usize) -> Option<Vec<u8>> {
-        let mut buffer = vec![0u8; len];
-        self.file.read_exact_at(&mut buffer, address).ok()?;
-        Some(buffer)
-    }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.pid
-    }
 }
 
 #[cfg(test)]

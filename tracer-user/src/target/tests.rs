@@ -15,7 +15,7 @@ use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::Duration;
 
 use super::elf::ElfImage;
-use super::process::ProcessMemory;
+use super::memory::{Memory, ProcessMemory};
 use super::*;
 
 /// `.gopclntab` on stripped builds vs DWARF, per toolchain and build mode.
@@ -27,10 +27,10 @@ mod runtime_layout;
 // Toolchains and builds
 
 #[derive(Debug, Clone)]
-struct Toolchain {
+pub(crate) struct Toolchain {
     go: PathBuf,
     /// `go1.26.6`
-    version: String,
+    pub(crate) version: String,
 }
 
 fn workspace_target_dir() -> PathBuf {
@@ -39,7 +39,7 @@ fn workspace_target_dir() -> PathBuf {
         .join("target")
 }
 
-fn toolchains() -> Vec<Toolchain> {
+pub(crate) fn toolchains() -> Vec<Toolchain> {
     static FOUND: OnceLock<Vec<Toolchain>> = OnceLock::new();
     FOUND
         .get_or_init(|| {
@@ -103,7 +103,13 @@ fn go_command(go: &Path) -> Command {
 
 /// Builds `source` as `package main` with `toolchain`; `flags` go to `go build`.
 /// Builds are cached for the test process and serialized.
-fn build(toolchain: &Toolchain, name: &str, source: &str, flags: &[&str], goarch: &str) -> PathBuf {
+pub(crate) fn build(
+    toolchain: &Toolchain,
+    name: &str,
+    source: &str,
+    flags: &[&str],
+    goarch: &str,
+) -> PathBuf {
     static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
     let key = format!(
         "{}-{name}-{goarch}-{}",
@@ -695,7 +701,7 @@ struct LiveG {
 }
 
 fn read_u64(memory: &ProcessMemory, address: u64) -> u64 {
-    u64::from_le_bytes(memory.read(address, 8).unwrap().try_into().unwrap())
+    memory.read_u64(address).unwrap()
 }
 
 fn read_all_gs(target: &Target, memory: &ProcessMemory, allgs: u64) -> Vec<LiveG> {
@@ -710,14 +716,8 @@ fn read_all_gs(target: &Target, memory: &ProcessMemory, allgs: u64) -> Vec<LiveG
                 address: g,
                 goid: read_u64(memory, g + o.g_goid),
                 parent_goid: read_u64(memory, g + o.g_parent_goid),
-                status: u32::from_le_bytes(
-                    memory
-                        .read(g + o.g_atomicstatus, 4)
-                        .unwrap()
-                        .try_into()
-                        .unwrap(),
-                ),
-                waitreason: memory.read(g + o.g_waitreason, 1).unwrap()[0],
+                status: memory.read_u32(g + o.g_atomicstatus).unwrap(),
+                waitreason: memory.read_u8(g + o.g_waitreason).unwrap(),
                 gopc: read_u64(memory, g + o.g_gopc),
                 startpc: read_u64(memory, g + o.g_startpc),
                 m: read_u64(memory, g + o.g_m),
@@ -769,7 +769,10 @@ fn check_live_process(toolchain: &Toolchain, pie: bool) {
         &target.probes.ready,
         &target.probes.exit,
     ]) {
-        let live = memory.read(point.vaddr + target.load_bias, 4).unwrap();
+        let mut live = vec![0u8; 4];
+        memory
+            .read(point.vaddr + target.load_bias, &mut live)
+            .unwrap();
         let offset = point.file_offset as usize;
         assert_eq!(live, &file[offset..offset + 4], "{label}: {point}");
     }
@@ -885,15 +888,14 @@ fn check_live_process(toolchain: &Toolchain, pie: bool) {
 fn walk_frame_pointers(target: &Target, memory: &ProcessMemory, mut bp: u64) -> Vec<String> {
     let mut functions = Vec::new();
     for _ in 0..32 {
-        let (Some(saved_bp), Some(ret)) = (memory.read(bp, 8), memory.read(bp + 8, 8)) else {
+        let (Ok(saved_bp), Ok(ret)) = (memory.read_u64(bp), memory.read_u64(bp + 8)) else {
             break;
         };
-        let ret = u64::from_le_bytes(ret.try_into().unwrap());
         match target.symbolizer.function_name(target.to_vaddr(ret) - 1) {
             Some(name) => functions.push(name),
             None => break,
         }
-        let next = u64::from_le_bytes(saved_bp.try_into().unwrap());
+        let next = saved_bp;
         if next <= bp {
             break;
         }

@@ -3,7 +3,7 @@
 //! enum was extended in 1.24 and 1.25 and reordered in 1.26).
 
 use super::elf::{ElfImage, SymbolInfo};
-use super::process::ProcessMemory;
+use super::memory::Memory;
 
 /// The runtime's `waitReasonStrings`, indexed by `waitReason` code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +116,7 @@ pub(crate) fn from_file(elf: &ElfImage<'_>, table: SymbolInfo) -> Result<WaitRea
 
 /// Reads the table from the live process (pointers are runtime addresses).
 pub(crate) fn from_memory(
-    memory: &ProcessMemory,
+    memory: &dyn Memory,
     table: SymbolInfo,
     load_bias: u64,
 ) -> Result<WaitReasons, String> {
@@ -125,12 +125,10 @@ pub(crate) fn from_memory(
         return Err(format!("array of {size} bytes is too large"));
     }
     let address = table.address.wrapping_add(load_bias);
-    let bytes = memory.read(address, size).ok_or_else(|| {
-        format!(
-            "cannot read {size} bytes at {address:#x} of pid {}",
-            memory.pid()
-        )
-    })?;
+    let mut bytes = vec![0u8; size];
+    memory
+        .read(address, &mut bytes)
+        .map_err(|e| format!("cannot read the array: {e}"))?;
     let mut names = Vec::new();
     for (index, (ptr, len)) in string_headers(&bytes).into_iter().enumerate() {
         if len == 0 {
@@ -140,15 +138,12 @@ pub(crate) fn from_memory(
         if len > MAX_NAME {
             return Err(format!("implausible string length {len} at index {index}"));
         }
+        let mut raw = vec![0u8; len as usize];
         let name = memory
-            .read(ptr, len as usize)
-            .and_then(|b| decode_name(&b))
-            .ok_or_else(|| {
-                format!(
-                    "cannot read string {index} at {ptr:#x} of pid {}",
-                    memory.pid()
-                )
-            })?;
+            .read(ptr, &mut raw)
+            .ok()
+            .and_then(|()| decode_name(&raw))
+            .ok_or_else(|| format!("cannot read string {index} at {ptr:#x}"))?;
         names.push(name);
     }
     WaitReasons::from_names(names).map_err(str::to_string)

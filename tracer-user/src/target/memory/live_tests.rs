@@ -23,7 +23,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::target::Target;
+use crate::target::{tests, Target};
 
 /// Versions the test runs on, and how many idle goroutines each target has.
 const RUNS: [(&str, usize); 2] = [("go1.26.6", 100_000), ("go1.22.10", 10_000)];
@@ -158,60 +158,22 @@ const PARKED_FUNCTIONS: [&str; 5] = [
     "main.sleeping",
 ];
 
-fn workspace_target_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("target")
-}
-
 fn in_ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
 }
 
-/// Builds the program with toolchain `version`, or `None` (with a note) when
-/// the toolchain is absent outside CI.
+/// Builds the program with toolchain `version` (e.g. "go1.26.6"), or `None`
+/// (with a note) when the toolchain is absent outside CI.
 fn build(version: &str) -> Option<PathBuf> {
-    let target = workspace_target_dir();
-    let go = target
-        .join("toolchains")
-        .join(version)
-        .join("bin")
-        .join("go");
-    if !go.exists() {
-        assert!(
-            !in_ci(),
-            "no Go toolchain at {} (CI must provide it: cargo xtask installs them)",
-            go.display()
-        );
-        eprintln!(
-            "memory live test: skipped {version}: no toolchain at {}",
-            go.display()
-        );
+    let Some(toolchain) = tests::toolchains()
+        .into_iter()
+        .find(|t| t.version == version)
+    else {
+        assert!(!in_ci(), "no {version} toolchain under target/toolchains (CI must provide it: cargo xtask installs them)");
+        eprintln!("memory live test: skipped {version}: no toolchain under target/toolchains");
         return None;
-    }
-    let dir = target.join("memory-tests").join(version);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("main.go"), PROGRAM).unwrap();
-    std::fs::write(dir.join("go.mod"), "module memorytest\n\ngo 1.21\n").unwrap();
-    let output = dir.join("parked");
-    let result = Command::new(&go)
-        .current_dir(&dir)
-        .env("GOCACHE", target.join("gocache").join("cache"))
-        .env("GOPATH", target.join("gocache").join("path"))
-        .env("GOTOOLCHAIN", "local")
-        .env("GOFLAGS", "-mod=mod")
-        .env("CGO_ENABLED", "0")
-        .args(["build", "-o"])
-        .arg(&output)
-        .arg(".")
-        .output()
-        .unwrap();
-    assert!(
-        result.status.success(),
-        "{version}: go build failed: {}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    Some(output)
+    };
+    Some(tests::build(&toolchain, "parked", PROGRAM, &[], "amd64"))
 }
 
 /// Lines of one output stream of the program, read by a thread.
