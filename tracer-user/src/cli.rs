@@ -4,6 +4,8 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::suspects::Rules;
+
 /// Follow every goroutine of a running Go program with eBPF uprobes: no
 /// restart, no code change, nothing injected into the target.
 #[derive(Debug, Parser)]
@@ -73,6 +75,53 @@ pub struct AttachArgs {
     /// first); the rest are counted in "goroutines_omitted". Default: all.
     #[arg(long, value_name = "N")]
     pub max_goroutines: Option<usize>,
+    /// Print the headless summary lines even on a terminal (the dashboard
+    /// opens only when stdout is a terminal and --json is not given).
+    #[arg(long)]
+    pub no_tui: bool,
+    /// No colors in the dashboard (also when the NO_COLOR variable is set).
+    #[arg(long)]
+    pub no_color: bool,
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+/// Thresholds of the leak-suspect rules (README, "Leak suspects").
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Leak-suspect rules")]
+pub struct RuleArgs {
+    /// Goroutines waiting on a channel, select or sync primitive for longer
+    /// than this are "blocked" suspects.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub blocked_after: Duration,
+    /// Window over which growth is measured: a creation site is "growing"
+    /// when its live goroutines rose through the whole window.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub growth_window: Duration,
+    /// Least net gain of live goroutines over the window for "growing".
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub growth_min: u64,
+    /// Groups of at least this many goroutines already blocked at attach
+    /// are reported at once as "backlog".
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub backlog_min: u64,
+    /// Never report suspects whose creation site (file:line or function)
+    /// contains this text; repeatable.
+    #[arg(long, value_name = "TEXT")]
+    pub ignore_site: Vec<String>,
+}
+
+impl RuleArgs {
+    pub fn rules(&self) -> Rules {
+        Rules {
+            blocked_after: self.blocked_after,
+            growth_window: self.growth_window,
+            growth_min: self.growth_min,
+            backlog_min: self.backlog_min,
+            ignore_sites: self.ignore_site.clone(),
+            ..Rules::default()
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +160,17 @@ mod tests {
         assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn rule_flags_default_to_the_engine_defaults() {
+        let Cli {
+            command: Command::Attach(args),
+        } = Cli::try_parse_from(["tracer", "attach", "--pid", "1"]).unwrap()
+        else {
+            panic!("attach expected");
+        };
+        assert_eq!(args.rules.rules(), Rules::default());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::event::{Event, EventBody, Spawn};
+use super::timeline::{TimelineEntry, Timelines};
 
 /// What the tracer knows a goroutine is doing.
 ///
@@ -97,6 +98,12 @@ pub struct Goroutine {
     /// Where it is blocked: runtime PCs, innermost first (frame 0 is the
     /// saved PC, the others are return addresses). Set while waiting.
     pub blocked_stack: Option<Arc<[u64]>>,
+    /// The channels it is blocked on (chan ops and select): runtime
+    /// addresses of `runtime.hchan`s, sorted, read from memory with its
+    /// stack (`g.waiting`'s sudogs). `None` until read, when not waiting, or
+    /// when the list could not be read; empty when `g.waiting` was nil.
+    /// Meaningful for channel and select wait reasons only.
+    pub wait_channels: Option<Arc<[u64]>>,
     /// Its creator's stack at the `go` statement (an id in the probes' stack
     /// map), with `--creation-stacks`.
     pub creation_stack: Option<u32>,
@@ -176,6 +183,8 @@ pub struct GoroutineTable {
     pending_creator_stack: HashMap<u32, u32>,
     /// Latest event timestamp seen.
     last_ts_ns: u64,
+    /// Event timelines of the few goroutines being watched.
+    timelines: Timelines,
 }
 
 impl GoroutineTable {
@@ -207,6 +216,38 @@ impl GoroutineTable {
     /// Timestamp of the newest event applied.
     pub fn last_event_ns(&self) -> u64 {
         self.last_ts_ns
+    }
+
+    /// Keeps the event timelines of exactly these goroutines (at most
+    /// [`super::MAX_WATCHED`]); a newly watched one starts with what the
+    /// table knows of it (creation, current wait).
+    pub fn watch(&mut self, goids: &[u64]) {
+        let goroutines = &self.goroutines;
+        self.timelines.watch(goids, |goid| {
+            let Some(g) = goroutines.get(&goid) else {
+                return Vec::new();
+            };
+            let mut seed = vec![match (g.created_at_ns, g.gopc) {
+                (Some(ts), Some(gopc)) => (
+                    ts,
+                    TimelineEntry::Created {
+                        parent: g.parent_goid,
+                        gopc,
+                    },
+                ),
+                _ => (g.first_seen_ns, TimelineEntry::FirstSeen),
+            }];
+            if let (GoroutineState::Waiting, Some(reason)) = (g.state, g.wait_reason) {
+                let since = g.parked_since_ns.unwrap_or(g.first_seen_ns);
+                seed.push((since, TimelineEntry::Parked { reason }));
+            }
+            seed
+        });
+    }
+
+    /// The timeline of a watched goroutine, oldest first.
+    pub fn timeline(&self, goid: u64) -> Option<impl Iterator<Item = (u64, TimelineEntry)> + '_> {
+        self.timelines.get(goid).map(|t| t.iter().copied())
     }
 
     /// Records events lost before reaching userspace. `total` is the probes'
@@ -267,6 +308,7 @@ impl GoroutineTable {
                     last_waker: None,
                     origin: Origin::Snapshot,
                     blocked_stack: None,
+                    wait_channels: None,
                     creation_stack: None,
                 },
             );
@@ -296,12 +338,20 @@ impl GoroutineTable {
         }
     }
 
-    /// Records where a waiting goroutine is blocked. Ignored unless it is
-    /// still the same wait: waiting, and parked since `parked_since_ns`.
-    pub fn set_blocked_stack(&mut self, goid: u64, parked_since_ns: Option<u64>, pcs: Arc<[u64]>) {
+    /// Records where a waiting goroutine is blocked: its stack and the
+    /// channels it waits on (`None`: unknown). Ignored unless it is still
+    /// the same wait: waiting, and parked since `parked_since_ns`.
+    pub fn set_blocked_at(
+        &mut self,
+        goid: u64,
+        parked_since_ns: Option<u64>,
+        pcs: Arc<[u64]>,
+        channels: Option<Arc<[u64]>>,
+    ) {
         if let Some(g) = self.goroutines.get_mut(&goid) {
             if g.state == GoroutineState::Waiting && g.parked_since_ns == parked_since_ns {
                 g.blocked_stack = Some(pcs);
+                g.wait_channels = channels;
             }
         }
     }
@@ -309,6 +359,9 @@ impl GoroutineTable {
     /// Applies one event. This is the only place a goroutine's state changes.
     pub fn apply(&mut self, ev: &Event) {
         self.last_ts_ns = self.last_ts_ns.max(ev.ts_ns);
+        if !self.timelines.is_empty() {
+            self.timelines.record(ev);
+        }
         if ev.body.goid() == 0 {
             // goid 0 is g0 (a system goroutine); the probes never report it
             // for a real goroutine, so this is a torn read.
@@ -358,6 +411,7 @@ impl GoroutineTable {
                 g.wait_object = Some(lock);
                 g.parked_since_ns = Some(ev.ts_ns);
                 g.blocked_stack = None;
+                g.wait_channels = None;
             }
             EventBody::Ready {
                 goid,
@@ -371,6 +425,7 @@ impl GoroutineTable {
                 g.wait_object = None;
                 g.parked_since_ns = None;
                 g.blocked_stack = None;
+                g.wait_channels = None;
                 g.wake_count += 1;
                 g.last_waker = waker;
                 if let Some(w) = waker {
@@ -459,10 +514,12 @@ impl GoroutineTable {
             last_waker: None,
             origin: Origin::Traced,
             blocked_stack: None,
+            wait_channels: None,
             creation_stack,
         };
         if let Some(prev) = previous {
             g.blocked_stack = prev.blocked_stack;
+            g.wait_channels = prev.wait_channels;
             g.state = prev.state;
             g.wait_reason = prev.wait_reason;
             g.wait_object = prev.wait_object;
@@ -519,6 +576,7 @@ impl GoroutineTable {
             g.wait_object = None;
             g.parked_since_ns = None;
             g.blocked_stack = None;
+            g.wait_channels = None;
         }
     }
 
@@ -542,6 +600,7 @@ impl GoroutineTable {
                 last_waker: None,
                 origin: Origin::PreAttach,
                 blocked_stack: None,
+                wait_channels: None,
                 creation_stack: None,
             }
         })
@@ -964,23 +1023,43 @@ mod tests {
     }
 
     #[test]
-    fn blocked_stacks_belong_to_one_wait() {
+    fn blocked_stacks_and_channels_belong_to_one_wait() {
         let mut t = table(&[spawn(1, 2, 1, 0xa), park(2, 2, 7)]);
         let pcs: Arc<[u64]> = Arc::from(vec![0x10, 0x20]);
-        t.set_blocked_stack(2, Some(99), pcs.clone());
+        let channels: Arc<[u64]> = Arc::from(vec![0xc000_1000, 0xc000_2000]);
+        t.set_blocked_at(2, Some(99), pcs.clone(), Some(channels.clone()));
+        let g = t.get(2).unwrap();
         assert!(
-            t.get(2).unwrap().blocked_stack.is_none(),
+            g.blocked_stack.is_none() && g.wait_channels.is_none(),
             "stale: another wait"
         );
-        t.set_blocked_stack(2, Some(2), pcs.clone());
+        t.set_blocked_at(2, Some(2), pcs.clone(), Some(channels.clone()));
+        let g = t.get(2).unwrap();
+        assert_eq!(g.blocked_stack.as_deref(), Some(&[0x10, 0x20][..]));
         assert_eq!(
-            t.get(2).unwrap().blocked_stack.as_deref(),
-            Some(&[0x10, 0x20][..])
+            g.wait_channels.as_deref(),
+            Some(&[0xc000_1000, 0xc000_2000][..])
         );
+        // Unknown channels (an unreadable sudog list) replace known ones.
+        t.set_blocked_at(2, Some(2), pcs.clone(), None);
+        assert!(t.get(2).unwrap().wait_channels.is_none());
+        t.set_blocked_at(2, Some(2), pcs.clone(), Some(channels.clone()));
         t.apply(&ready(3, 2, None));
-        assert!(t.get(2).unwrap().blocked_stack.is_none());
-        t.set_blocked_stack(2, None, pcs);
-        assert!(t.get(2).unwrap().blocked_stack.is_none(), "not waiting");
+        let g = t.get(2).unwrap();
+        assert!(g.blocked_stack.is_none() && g.wait_channels.is_none());
+        t.set_blocked_at(2, None, pcs.clone(), Some(channels.clone()));
+        let g = t.get(2).unwrap();
+        assert!(
+            g.blocked_stack.is_none() && g.wait_channels.is_none(),
+            "not waiting"
+        );
+        // A new park starts without the previous wait's channels.
+        t.apply(&park(4, 2, 7));
+        t.set_blocked_at(2, Some(4), pcs.clone(), Some(channels));
+        assert!(t.get(2).unwrap().wait_channels.is_some());
+        t.apply(&park(5, 2, 9));
+        let g = t.get(2).unwrap();
+        assert!(g.blocked_stack.is_none() && g.wait_channels.is_none());
     }
 
     #[test]

@@ -9,9 +9,11 @@
 
 mod event;
 mod goroutines;
+mod timeline;
 
 pub use event::{decode_event, DecodeError, Event, EventBody, Spawn};
 pub use goroutines::{
     GoStatus, Goroutine, GoroutineState, GoroutineTable, Origin, SiteStats, SnapshotGoroutine,
     Totals,
 };
+pub use timeline::{TimelineEntry, MAX_WATCHED};

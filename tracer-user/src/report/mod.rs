@@ -13,7 +13,8 @@ use serde::Serialize;
 
 use crate::model::{Goroutine, GoroutineState, GoroutineTable, Origin, SiteStats, Totals};
 use crate::probes::ProbeCounters;
-use crate::target::{memory::symbolization_pc, Target};
+use crate::suspects::Suspect;
+use crate::target::{memory::symbolization_pc, process_usage, ProcessUsage, Target};
 
 /// A source location of the target program.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -48,6 +49,10 @@ pub struct GoroutineReport {
     /// Where it is blocked, innermost frame first (inlined frames expanded);
     /// empty unless waiting and its stack could be read.
     pub blocked_at: Vec<SourceLocation>,
+    /// The channels it is blocked on (channel operations and `select`),
+    /// hex, read from its `g.waiting` sudogs; absent until read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_channels: Option<Vec<String>>,
     /// With `--creation-stacks`: the creating goroutine's stack at the `go`
     /// statement, innermost first (starting in `runtime.newproc`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -71,8 +76,12 @@ pub struct Snapshot {
     pub elapsed_s: f64,
     pub totals: Totals,
     pub probes: ProbeCounters,
+    /// The target's resident memory and threads (`/proc/PID/status`).
+    pub process: ProcessUsage,
     /// Live goroutines per wait reason ("running"/"runnable" for the others).
     pub by_state: BTreeMap<String, u64>,
+    /// Leak suspects, highest score first (README, "Leak suspects").
+    pub suspects: Vec<Suspect>,
     /// Creation sites, most live goroutines first.
     pub sites: Vec<SiteReport>,
     /// Live goroutines, ordered by goid (the first `--max-goroutines`).
@@ -111,38 +120,48 @@ pub struct SnapshotContext<'a> {
     pub creation_stacks: HashMap<u32, Arc<[u64]>>,
 }
 
-impl SnapshotContext<'_> {
-    fn location(&self, runtime_pc: u64, creation: bool) -> Option<SourceLocation> {
-        let pc = runtime_pc.checked_sub(self.target.load_bias)?;
-        let sym = &self.target.symbolizer;
-        let frame = if creation {
-            sym.creation_site(pc)
-        } else {
-            sym.frames(pc).into_iter().next()
-        };
-        let frame = frame?;
-        Some(SourceLocation {
-            pc: format!("{runtime_pc:#x}"),
-            function: frame.function,
-            file: frame.file,
-            line: frame.line,
-        })
+/// Symbolization of the target's pcs into the model's views: creation
+/// sites, unwound stacks, function names and wait-reason texts. The live
+/// session uses the [`Target`]; tests use a table of names.
+pub trait Symbols {
+    /// The `go` statement behind a `g.gopc`.
+    fn creation_site(&self, runtime_pc: u64) -> SourceLocation;
+    /// An unwound stack (frame 0 a saved pc, the others return addresses),
+    /// innermost first, inlined frames expanded, `runtime.goexit` left out.
+    fn stack(&self, pcs: &[u64]) -> Vec<SourceLocation>;
+    /// The function containing a pc (e.g. `g.startpc`).
+    fn function(&self, runtime_pc: u64) -> Option<String>;
+    /// Go's own text for a wait-reason code.
+    fn wait_reason(&self, code: u8) -> String;
+}
+
+impl Symbols for Target {
+    fn creation_site(&self, runtime_pc: u64) -> SourceLocation {
+        runtime_pc
+            .checked_sub(self.load_bias)
+            .and_then(|pc| self.symbolizer.creation_site(pc))
+            .map(|frame| SourceLocation {
+                pc: format!("{runtime_pc:#x}"),
+                function: frame.function,
+                file: frame.file,
+                line: frame.line,
+            })
+            .unwrap_or_else(|| unknown(runtime_pc))
     }
 
-    /// Symbolizes an unwound stack: frame 0 is a saved PC, the others are
-    /// return addresses, looked up one byte earlier (inside the call). Like
-    /// Go's own tracebacks, the `runtime.goexit` frame every goroutine
-    /// starts from is left out.
+    /// Frame 0 is a saved PC, the others are return addresses, looked up one
+    /// byte earlier (inside the call). Like Go's own tracebacks, the
+    /// `runtime.goexit` frame every goroutine starts from is left out.
     fn stack(&self, pcs: &[u64]) -> Vec<SourceLocation> {
         let mut out = Vec::with_capacity(pcs.len());
         for (i, &runtime_pc) in pcs.iter().enumerate() {
-            let Some(pc) = runtime_pc.checked_sub(self.target.load_bias) else {
+            let Some(pc) = runtime_pc.checked_sub(self.load_bias) else {
                 continue;
             };
             let frames = if i == 0 {
-                self.resume_frames(pc)
+                resume_frames(self, pc)
             } else {
-                self.target.symbolizer.frames(symbolization_pc(i, pc))
+                self.symbolizer.frames(symbolization_pc(i, pc))
             };
             if frames.len() == 1 && frames[0].function == "runtime.goexit" {
                 continue;
@@ -162,30 +181,37 @@ impl SnapshotContext<'_> {
         out
     }
 
-    /// Frames of a parked goroutine's saved pc. It is the return address of
-    /// the `mcall` that parked it, so, like Go's tracebacks, look inside the
-    /// call (pc − 1) — unless the goroutine never ran and the pc is its
-    /// function's entry, where pc − 1 would be another function.
-    fn resume_frames(&self, pc: u64) -> Vec<crate::target::Frame> {
-        let sym = &self.target.symbolizer;
-        let inside = sym.frames(pc.saturating_sub(1));
-        let at = sym.frames(pc);
-        match (inside.first(), at.first()) {
-            (Some(a), Some(b)) if a.function == b.function => inside,
-            _ => at,
-        }
+    fn function(&self, runtime_pc: u64) -> Option<String> {
+        self.symbolizer
+            .function_name(runtime_pc.checked_sub(self.load_bias)?)
     }
 
     fn wait_reason(&self, code: u8) -> String {
-        match self.target.wait_reasons.name(code) {
+        match self.wait_reasons.name(code) {
             Some(name) if !name.is_empty() => name.to_string(),
             _ => format!("wait reason {code}"),
         }
     }
+}
 
+/// Frames of a parked goroutine's saved pc. It is the return address of
+/// the `mcall` that parked it, so, like Go's tracebacks, look inside the
+/// call (pc − 1) — unless the goroutine never ran and the pc is its
+/// function's entry, where pc − 1 would be another function.
+fn resume_frames(target: &Target, pc: u64) -> Vec<crate::target::Frame> {
+    let sym = &target.symbolizer;
+    let inside = sym.frames(pc.saturating_sub(1));
+    let at = sym.frames(pc);
+    match (inside.first(), at.first()) {
+        (Some(a), Some(b)) if a.function == b.function => inside,
+        _ => at,
+    }
+}
+
+impl SnapshotContext<'_> {
     fn state_label(&self, g: &Goroutine) -> String {
         match (g.state, g.wait_reason) {
-            (GoroutineState::Waiting, Some(code)) => self.wait_reason(code),
+            (GoroutineState::Waiting, Some(code)) => self.target.wait_reason(code),
             (GoroutineState::Waiting, None) => "waiting".into(),
             (GoroutineState::Runnable, _) => "runnable".into(),
             (GoroutineState::Running, _) => "running".into(),
@@ -193,7 +219,7 @@ impl SnapshotContext<'_> {
         }
     }
 
-    pub fn snapshot(&self, table: &GoroutineTable) -> Snapshot {
+    pub fn snapshot(&self, table: &GoroutineTable, suspects: &[Suspect]) -> Snapshot {
         let mut goroutines: Vec<&Goroutine> = table.iter().collect();
         goroutines.sort_by_key(|g| g.goid);
         let mut by_state = BTreeMap::new();
@@ -210,7 +236,7 @@ impl SnapshotContext<'_> {
         let sites = sites
             .into_iter()
             .map(|(pc, stats)| SiteReport {
-                site: self.location(pc, true).unwrap_or_else(|| unknown(pc)),
+                site: self.target.creation_site(pc),
                 stats,
             })
             .collect();
@@ -230,16 +256,10 @@ impl SnapshotContext<'_> {
                 goid: g.goid,
                 parent_goid: g.parent_goid,
                 state: g.state,
-                wait_reason: g.wait_reason.map(|c| self.wait_reason(c)),
+                wait_reason: g.wait_reason.map(|c| self.target.wait_reason(c)),
                 wait_reason_code: g.wait_reason,
-                creation_site: g
-                    .gopc
-                    .map(|pc| self.location(pc, true).unwrap_or_else(|| unknown(pc))),
-                start_function: g.start_pc.and_then(|pc| {
-                    self.target
-                        .symbolizer
-                        .function_name(pc.checked_sub(self.target.load_bias)?)
-                }),
+                creation_site: g.gopc.map(|pc| self.target.creation_site(pc)),
+                start_function: g.start_pc.and_then(|pc| self.target.function(pc)),
                 created_at_ns: g.created_at_ns,
                 first_seen_ns: g.first_seen_ns,
                 parked_since_ns: g.parked_since_ns,
@@ -252,12 +272,16 @@ impl SnapshotContext<'_> {
                 blocked_at: g
                     .blocked_stack
                     .as_deref()
-                    .map(|pcs| self.stack(pcs))
+                    .map(|pcs| self.target.stack(pcs))
                     .unwrap_or_default(),
+                wait_channels: g
+                    .wait_channels
+                    .as_deref()
+                    .map(|chans| chans.iter().map(|c| format!("{c:#x}")).collect()),
                 creation_stack: g
                     .creation_stack
                     .and_then(|id| self.creation_stacks.get(&id))
-                    .map(|pcs| self.stack(pcs))
+                    .map(|pcs| self.target.stack(pcs))
                     .unwrap_or_default(),
             })
             .collect();
@@ -269,7 +293,9 @@ impl SnapshotContext<'_> {
             elapsed_s: seconds(self.now_ns.saturating_sub(self.attached_at_ns)),
             totals: table.totals(),
             probes: self.probes,
+            process: process_usage(self.pid),
             by_state,
+            suspects: suspects.to_vec(),
             sites,
             goroutines,
             goroutines_omitted,
@@ -340,6 +366,14 @@ pub fn human_line(s: &Snapshot, previous: Option<&Totals>) -> String {
     if t.lost_events > 0 {
         line.push_str(&format!("  | LOST {} events", t.lost_events));
     }
+    if let Some(top) = s.suspects.first() {
+        line.push_str(&format!(
+            "\n  {} suspect{}; top: {}",
+            s.suspects.len(),
+            if s.suspects.len() == 1 { "" } else { "s" },
+            top.evidence
+        ));
+    }
     line
 }
 
@@ -368,6 +402,19 @@ pub fn human_final(s: &Snapshot) -> String {
         out.push_str("  live by state:\n");
         for (state, n) in states {
             out.push_str(&format!("    {n:>8}  {state}\n"));
+        }
+    }
+    if s.suspects.is_empty() {
+        out.push_str("  leak suspects: none\n");
+    } else {
+        out.push_str("  leak suspects (score, kind, evidence):\n");
+        for suspect in &s.suspects {
+            out.push_str(&format!(
+                "    {:>3}  {:<8} {}\n",
+                suspect.score,
+                suspect.kind.as_str(),
+                suspect.evidence
+            ));
         }
     }
     let live_sites: Vec<&SiteReport> = s

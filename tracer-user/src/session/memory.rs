@@ -1,6 +1,7 @@
 //! The bridge between the target's memory and the model: the attach-time
-//! snapshot of `runtime.allgs` that seeds the goroutine table, and the
-//! blocked-at stacks of waiting goroutines, unwound out of process.
+//! snapshot of `runtime.allgs` that seeds the goroutine table, and where
+//! waiting goroutines are blocked: their stacks, unwound out of process,
+//! and the channels their `g.waiting` sudogs point at.
 //!
 //! Reads race with the running target; the memory module validates and
 //! counts what it discards, and the model ignores a stack that no longer
@@ -12,7 +13,7 @@ use crate::{
     model::{GoroutineState, GoroutineTable, SnapshotGoroutine},
     report::SnapshotSummary,
     target::{
-        memory::{self, GLayout, ProcessMemory},
+        memory::{self, GLayout, ProcessMemory, SudogLayout},
         Target,
     },
 };
@@ -28,6 +29,10 @@ pub const STACKS_PER_REFRESH: usize = 20_000;
 pub struct TargetMemory {
     memory: ProcessMemory,
     layout: GLayout,
+    sudog_layout: SudogLayout,
+    /// Per `g.waitreason` code: a channel operation or `select`, whose
+    /// `g.waiting` list holds the channels.
+    channel_waits: [bool; 256],
     allglen: u64,
     allgptr: u64,
 }
@@ -37,6 +42,8 @@ impl TargetMemory {
         Ok(Self {
             memory: ProcessMemory::open(pid)?,
             layout: GLayout::from_offsets(&target.offsets),
+            sudog_layout: SudogLayout::from_offsets(&target.offsets),
+            channel_waits: channel_waits(target),
             allglen: target.runtime_vars.allglen + target.load_bias,
             allgptr: target.runtime_vars.allgptr + target.load_bias,
         })
@@ -54,7 +61,7 @@ impl TargetMemory {
     }
 
     /// Reads every goroutine of the target and seeds `table` with them,
-    /// with the stacks of those that are parked.
+    /// with the stacks (and channels) of those that are parked.
     pub fn seed(
         &self,
         table: &mut GoroutineTable,
@@ -63,13 +70,14 @@ impl TargetMemory {
         let started = Instant::now();
         let snapshot = self.read_list()?;
         let stacks = memory::unwind_all(&self.memory, &snapshot.goroutines, MAX_FRAMES);
+        let channels = self.wait_channels(&snapshot.goroutines);
         table.seed(snapshot.goroutines.iter().map(|g| to_model(g, now_ns)));
-        for (g, pcs) in snapshot.goroutines.iter().zip(stacks) {
+        for ((g, pcs), channels) in snapshot.goroutines.iter().zip(stacks).zip(channels) {
             if pcs.is_empty() {
                 continue;
             }
             let parked_since = table.get(g.goid).and_then(|m| m.parked_since_ns);
-            table.set_blocked_stack(g.goid, parked_since, Arc::from(pcs));
+            table.set_blocked_at(g.goid, parked_since, Arc::from(pcs), channels);
         }
         Ok(SnapshotSummary {
             goroutines: snapshot.goroutines.len() as u64,
@@ -99,10 +107,11 @@ impl TargetMemory {
         Ok(())
     }
 
-    /// Unwinds the stacks of waiting goroutines that have none yet (parked
-    /// since the last refresh), at most [`STACKS_PER_REFRESH`]. Each `g` is
-    /// re-read first: only a goroutine still parked, with the same goid, is
-    /// unwound. Returns how many stacks were recorded.
+    /// Unwinds the stacks (and reads the channels) of waiting goroutines
+    /// that have none yet (parked since the last refresh), at most
+    /// [`STACKS_PER_REFRESH`]. Each `g` is re-read first: only a goroutine
+    /// still parked, with the same goid, is unwound. Returns how many stacks
+    /// were recorded.
     pub fn refresh_stacks(&self, table: &mut GoroutineTable) -> usize {
         let pending: Vec<(u64, u64, Option<u64>)> = table
             .iter()
@@ -125,14 +134,52 @@ impl TargetMemory {
             .collect();
         let goroutines: Vec<memory::SnapshotGoroutine> = parked.iter().map(|(_, g)| *g).collect();
         let stacks = memory::unwind_all(&self.memory, &goroutines, MAX_FRAMES);
+        let channels = self.wait_channels(&goroutines);
         // An empty stack (nothing unwindable) is recorded too, so that the
         // goroutine is not retried on every refresh.
-        for ((i, _), pcs) in parked.iter().zip(stacks) {
+        for (((i, _), pcs), channels) in parked.iter().zip(stacks).zip(channels) {
             let (goid, _, parked_since) = pending[*i];
-            table.set_blocked_stack(goid, parked_since, Arc::from(pcs));
+            table.set_blocked_at(goid, parked_since, Arc::from(pcs), channels);
         }
         parked.len()
     }
+
+    /// The channels each goroutine waits on, in order: read from its
+    /// `g.waiting` list when its wait reason is a channel operation or
+    /// `select` (`None`: unreadable), none otherwise (the list of a `sync`
+    /// wait holds no channel, and from Go 1.26 links other goroutines).
+    fn wait_channels(&self, goroutines: &[memory::SnapshotGoroutine]) -> Vec<Option<Arc<[u64]>>> {
+        let on_channels: Vec<usize> = (0..goroutines.len())
+            .filter(|&i| self.channel_waits[usize::from(goroutines[i].wait_reason)])
+            .collect();
+        let selected: Vec<memory::SnapshotGoroutine> =
+            on_channels.iter().map(|&i| goroutines[i]).collect();
+        let read = memory::read_wait_channels(&self.memory, &selected, &self.sudog_layout);
+        if read.discarded.total() + read.bad_channels > 0 {
+            log::debug!(
+                "g.waiting lists of {} goroutines: {:?} dropped, {} channel words skipped",
+                selected.len(),
+                read.discarded,
+                read.bad_channels
+            );
+        }
+        let none: Arc<[u64]> = Arc::from(Vec::new());
+        let mut channels = vec![Some(none); goroutines.len()];
+        for (i, read) in on_channels.into_iter().zip(read.channels) {
+            channels[i] = read.map(Arc::from);
+        }
+        channels
+    }
+}
+
+/// The `g.waitreason` codes of channel operations and `select` (Go's
+/// "chan send", "chan receive", "select" and their variants), per code.
+fn channel_waits(target: &Target) -> [bool; 256] {
+    let mut codes = [false; 256];
+    for (code, name) in target.wait_reasons.iter() {
+        codes[usize::from(code)] = name.starts_with("chan ") || name.starts_with("select");
+    }
+    codes
 }
 
 fn to_model(g: &memory::SnapshotGoroutine, seen_at_ns: u64) -> SnapshotGoroutine {

@@ -2,11 +2,12 @@
 //! model → output, until Ctrl-C, SIGTERM, `--duration`, or the target
 //! exiting. Always detaches.
 
+mod display;
 mod memory;
 
 use std::{
     collections::HashMap,
-    io::Write,
+    io::{IsTerminal, Write},
     os::fd::{FromRawFd, OwnedFd},
     sync::Arc,
     time::Duration,
@@ -19,13 +20,16 @@ use tokio::{
     signal::unix::{signal, SignalKind},
 };
 
+use self::display::{Dashboard, Display};
 use self::memory::TargetMemory;
 use crate::{
     cli::AttachArgs,
-    model::{decode_event, GoroutineTable, Totals},
+    model::{decode_event, GoroutineTable},
     probes::{ProbeOptions, ProbeSession},
-    report::{human_final, human_line, SnapshotContext, SnapshotSummary},
+    report::{human_final, SnapshotContext, SnapshotSummary},
+    suspects::SuspectEngine,
     target::Target,
+    tui::{Action, Input, TargetInfo},
 };
 
 /// How often the ring buffer is drained. The probes only wake the reader
@@ -56,6 +60,8 @@ enum End {
     DurationReached,
     TargetExited,
     OutputClosed,
+    /// `q` in the dashboard.
+    Quit,
 }
 
 impl End {
@@ -66,6 +72,7 @@ impl End {
             End::DurationReached => "duration reached",
             End::TargetExited => "target process exited",
             End::OutputClosed => "output closed",
+            End::Quit => "quit from the dashboard",
         }
     }
 }
@@ -110,15 +117,41 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
         snapshot,
         creation_stacks: HashMap::new(),
     };
+    let mut engine = SuspectEngine::new(args.rules.rules());
+    let mut display = if args.json || args.no_tui || !std::io::stdout().is_terminal() {
+        Display::Lines {
+            json: args.json,
+            previous: None,
+        }
+    } else {
+        let info = TargetInfo {
+            pid,
+            binary: target.display_path.clone(),
+            go_version: target.go_version.raw.clone(),
+            mode: "spawn · park · wake · exit probes".into(),
+        };
+        Display::Dashboard(Box::new(
+            Dashboard::open(info, args.no_color).context("cannot open the dashboard")?,
+        ))
+    };
     let result = runtime.block_on(run(
-        args,
-        &mut probes,
+        Loop {
+            args,
+            probes: &mut probes,
+            memory: memory.as_ref(),
+            table: &mut table,
+            engine: &mut engine,
+            ctx: &mut ctx,
+            display: &mut display,
+        },
         ring,
         pidfd,
-        memory.as_ref(),
-        &mut table,
-        &mut ctx,
     ));
+    if let Display::Dashboard(dashboard) = display {
+        if let Err(err) = dashboard.close() {
+            eprintln!("tracer: warning: cannot restore the terminal: {err}");
+        }
+    }
     // The observation ends here; whatever happened, the probes come out of
     // the target first (unregistering uprobes waits for RCU grace periods).
     let ended_at_ns = monotonic_ns();
@@ -134,7 +167,8 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     ctx.probes = probes.counters();
     table.set_lost_events(ctx.probes.ringbuf_full);
     ctx.now_ns = ended_at_ns;
-    let mut last = ctx.snapshot(&table);
+    let analysis = engine.update(&table, ended_at_ns, &target);
+    let mut last = ctx.snapshot(&table, &analysis.suspects);
     last.ended = Some(end.describe().to_string());
     eprintln!("tracer: detached from pid {pid}: {}", end.describe());
     if end != End::OutputClosed {
@@ -182,15 +216,39 @@ fn seed_from_memory(
     }
 }
 
+/// Everything the event loop works on.
+struct Loop<'a, 't> {
+    args: &'a AttachArgs,
+    probes: &'a mut ProbeSession,
+    memory: Option<&'a TargetMemory>,
+    table: &'a mut GoroutineTable,
+    engine: &'a mut SuspectEngine,
+    ctx: &'a mut SnapshotContext<'t>,
+    display: &'a mut Display,
+}
+
+/// The next key or resize of the dashboard; never ready without one.
+async fn next_input(display: &mut Display) -> Option<std::io::Result<Input>> {
+    match display {
+        Display::Dashboard(dashboard) => dashboard.input.next().await,
+        Display::Lines { .. } => std::future::pending().await,
+    }
+}
+
 async fn run(
-    args: &AttachArgs,
-    probes: &mut ProbeSession,
+    l: Loop<'_, '_>,
     ring: RingBuf<MapData>,
     pidfd: OwnedFd,
-    memory: Option<&TargetMemory>,
-    table: &mut GoroutineTable,
-    ctx: &mut SnapshotContext<'_>,
 ) -> anyhow::Result<(End, RingBuf<MapData>)> {
+    let Loop {
+        args,
+        probes,
+        memory,
+        table,
+        engine,
+        ctx,
+        display,
+    } = l;
     // SAFETY: both values own their file descriptors and keep them open,
     // unreplaced, for as long as the AsyncFd wraps them.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
@@ -201,13 +259,17 @@ async fn run(
     let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let start = tokio::time::Instant::now();
-    let mut ticks = tokio::time::interval_at(start + args.interval, args.interval);
+    // The dashboard shows its first picture at once; lines come per interval.
+    let first_tick = match display {
+        Display::Dashboard(_) => start,
+        Display::Lines { .. } => start + args.interval,
+    };
+    let mut ticks = tokio::time::interval_at(first_tick, args.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let deadline = tokio::time::sleep_until(
         start + args.duration.unwrap_or(Duration::from_secs(u64::MAX / 4)),
     );
     tokio::pin!(deadline);
-    let mut previous: Option<Totals> = None;
     let reread_period = args
         .snapshot_interval
         .unwrap_or(Duration::from_secs(u64::MAX / 4));
@@ -247,17 +309,29 @@ async fn run(
                 ctx.probes = probes.counters();
                 table.set_lost_events(ctx.probes.ringbuf_full);
                 ctx.now_ns = monotonic_ns();
-                let snapshot = ctx.snapshot(table);
-                let mut out = std::io::stdout().lock();
-                let written = if args.json {
-                    serde_json::to_writer(&mut out, &snapshot).map_err(std::io::Error::from).and_then(|()| writeln!(out))
-                } else {
-                    writeln!(out, "{}", human_line(&snapshot, previous.as_ref()))
-                };
-                if written.and_then(|()| out.flush()).is_err() {
+                let analysis = engine.update(table, ctx.now_ns, ctx.target);
+                if !display.tick(analysis, table, engine, ctx).context("cannot draw the dashboard")? {
                     break End::OutputClosed;
                 }
-                previous = Some(snapshot.totals);
+            }
+            input = next_input(display) => {
+                let Display::Dashboard(dashboard) = display else { continue };
+                let action = match input {
+                    Some(Ok(Input::Key(key))) => dashboard.app.handle_key(key),
+                    Some(Ok(Input::Resize { .. })) => dashboard.app.handle_resize(),
+                    Some(Err(err)) => return Err(err).context("cannot read the terminal"),
+                    None => break End::OutputClosed,
+                };
+                match action {
+                    Action::Quit => break End::Quit,
+                    Action::Redraw | Action::None if dashboard.focus_changed() => {
+                        ctx.now_ns = monotonic_ns();
+                        dashboard.update(None, table, engine, ctx);
+                        dashboard.draw().context("cannot draw the dashboard")?;
+                    }
+                    Action::Redraw => dashboard.draw().context("cannot draw the dashboard")?,
+                    Action::None => {}
+                }
             }
             _ = sigint.recv() => break End::Interrupted,
             _ = sigterm.recv() => break End::Terminated,

@@ -138,6 +138,16 @@ pub struct RuntimeOffsets {
     pub g_stack_lo: u64,
     /// `runtime.g.stack.hi` (`g.stack` offset + `runtime.stack.hi`)
     pub g_stack_hi: u64,
+    /// `runtime.g.waiting` (a `*sudog`: the sudogs of a goroutine blocked in
+    /// a channel operation or a `select`, linked through `sudog.waitlink`)
+    pub g_waiting: u64,
+    /// The channel address in `runtime.sudog`: `sudog.c` (a `*hchan`) up to
+    /// Go 1.25; from Go 1.26, where `c` is a `runtime.maybeTraceableChan`,
+    /// its address word `c.maybeTraceablePtr.vu` (the `vp` word is cleared
+    /// while the GC hunts for leaked goroutines).
+    pub sudog_c: u64,
+    /// `runtime.sudog.waitlink` (the next sudog of `g.waiting`'s list)
+    pub sudog_waitlink: u64,
     /// Size in bytes of `runtime.g`.
     pub g_size: u64,
 }
@@ -148,7 +158,8 @@ impl fmt::Display for RuntimeOffsets {
             f,
             "g.goid={} g.parentGoid={} g.gopc={} g.startpc={} g.atomicstatus={} \
              g.waitreason={}({}B) g.m={} g.sched={} gobuf.sp={} gobuf.pc={} gobuf.bp={} m.curg={} \
-             g.waitsince={} g.stack.lo={} g.stack.hi={} sizeof(g)={}",
+             g.waitsince={} g.stack.lo={} g.stack.hi={} g.waiting={} sudog.c={} \
+             sudog.waitlink={} sizeof(g)={}",
             self.g_goid,
             self.g_parent_goid,
             self.g_gopc,
@@ -165,29 +176,38 @@ impl fmt::Display for RuntimeOffsets {
             self.g_waitsince,
             self.g_stack_lo,
             self.g_stack_hi,
+            self.g_waiting,
+            self.sudog_c,
+            self.sudog_waitlink,
             self.g_size
         )
     }
 }
 
-/// A struct member: offset and the byte size of its type (if known).
-#[derive(Debug, Clone, Copy)]
+/// A struct member: offset, and the byte size and name of its type (if known).
+#[derive(Debug, Clone)]
 struct Member {
     offset: u64,
     type_size: Option<u64>,
+    type_name: Option<String>,
 }
 
 const G: &str = "runtime.g";
 const M: &str = "runtime.m";
 const GOBUF: &str = "runtime.gobuf";
 const STACK: &str = "runtime.stack";
+const SUDOG: &str = "runtime.sudog";
+/// Type of `sudog.c` from Go 1.26: `struct { maybeTraceablePtr }`.
+const MAYBE_TRACEABLE_CHAN: &str = "runtime.maybeTraceableChan";
+/// `struct { vp unsafe.Pointer; vu uintptr }`: `vu` is the address.
+const MAYBE_TRACEABLE_PTR: &str = "runtime.maybeTraceablePtr";
 
 /// Reads [`RuntimeOffsets`] from the `runtime.g`, `runtime.m`,
-/// `runtime.gobuf` and `runtime.stack` struct types.
+/// `runtime.gobuf`, `runtime.stack` and `runtime.sudog` struct types.
 pub(crate) fn runtime_offsets(
     dwarf: &gimli::Dwarf<Reader>,
 ) -> Result<RuntimeOffsets, DwarfProblem> {
-    let structs = find_structs(dwarf, &[G, M, GOBUF, STACK])?;
+    let structs = find_structs(dwarf, &[G, M, GOBUF, STACK, SUDOG])?;
     let layout = |type_name: &'static str| {
         structs
             .get(type_name)
@@ -197,8 +217,20 @@ pub(crate) fn runtime_offsets(
         layout(type_name)?
             .members
             .get(field)
-            .copied()
+            .cloned()
             .ok_or(DwarfProblem::MissingField { type_name, field })
+    };
+    let sudog_c = field(SUDOG, "c")?;
+    let sudog_c = match sudog_c.type_name.as_deref() {
+        Some(MAYBE_TRACEABLE_CHAN) => sudog_c.offset + traceable_chan_address(dwarf)?,
+        // `*runtime.hchan` (Go names pointer types `*T`).
+        Some(name) if name.starts_with('*') => sudog_c.offset,
+        _ => {
+            return Err(DwarfProblem::MissingField {
+                type_name: SUDOG,
+                field: "c (a *hchan or a runtime.maybeTraceableChan)",
+            })
+        }
     };
     let waitreason = field(G, "waitreason")?;
     let stack = field(G, "stack")?.offset;
@@ -223,8 +255,27 @@ pub(crate) fn runtime_offsets(
         g_waitsince: field(G, "waitsince")?.offset,
         g_stack_lo: stack + field(STACK, "lo")?.offset,
         g_stack_hi: stack + field(STACK, "hi")?.offset,
+        g_waiting: field(G, "waiting")?.offset,
+        sudog_c,
+        sudog_waitlink: field(SUDOG, "waitlink")?.offset,
         g_size,
     })
+}
+
+/// Offset of the address word in a `runtime.maybeTraceableChan` (Go 1.26+):
+/// `maybeTraceablePtr` (embedded) + `vu`.
+fn traceable_chan_address(dwarf: &gimli::Dwarf<Reader>) -> Result<u64, DwarfProblem> {
+    let structs = find_structs(dwarf, &[MAYBE_TRACEABLE_CHAN, MAYBE_TRACEABLE_PTR])?;
+    let offset = |type_name: &'static str, field: &'static str| {
+        structs
+            .get(type_name)
+            .ok_or(DwarfProblem::MissingType(type_name))?
+            .members
+            .get(field)
+            .map(|m| m.offset)
+            .ok_or(DwarfProblem::MissingField { type_name, field })
+    };
+    Ok(offset(MAYBE_TRACEABLE_CHAN, "maybeTraceablePtr")? + offset(MAYBE_TRACEABLE_PTR, "vu")?)
 }
 
 /// A struct type: its byte size and members by name.
@@ -259,6 +310,7 @@ fn find_structs(
                                     .and_then(|v| v.udata_value())
                                     .unwrap_or(0),
                                 type_size: member_type_size(&unit, entry),
+                                type_name: member_type_name(dwarf, &unit, entry),
                             };
                             found
                                 .entry(name)
@@ -311,24 +363,43 @@ fn entry_name(
     name.to_string().ok().map(|s| s.into_owned())
 }
 
+/// The type entry an entry's `DW_AT_type` refers to, in the same unit. Go
+/// writes type references as `DW_FORM_ref_addr` (`.debug_info` offsets).
+fn type_entry(
+    unit: &gimli::Unit<Reader>,
+    entry: &gimli::DebuggingInformationEntry<Reader>,
+) -> Option<gimli::DebuggingInformationEntry<Reader>> {
+    let offset = match entry.attr_value(gimli::DW_AT_type)? {
+        AttributeValue::UnitRef(offset) => offset,
+        AttributeValue::DebugInfoRef(offset) => offset.to_unit_offset(&unit.header)?,
+        _ => return None,
+    };
+    unit.entry(offset).ok()
+}
+
+/// Name of a member's type (not following typedefs).
+fn member_type_name(
+    dwarf: &gimli::Dwarf<Reader>,
+    unit: &gimli::Unit<Reader>,
+    entry: &gimli::DebuggingInformationEntry<Reader>,
+) -> Option<String> {
+    entry_name(dwarf, unit, &type_entry(unit, entry)?)
+}
+
 /// Byte size of a member's type, following typedefs.
 fn member_type_size(
     unit: &gimli::Unit<Reader>,
     entry: &gimli::DebuggingInformationEntry<Reader>,
 ) -> Option<u64> {
-    let mut reference = entry.attr_value(gimli::DW_AT_type)?;
+    let mut ty = type_entry(unit, entry)?;
     for _ in 0..8 {
-        let AttributeValue::UnitRef(offset) = reference else {
-            return None;
-        };
-        let ty = unit.entry(offset).ok()?;
         if let Some(size) = ty
             .attr_value(gimli::DW_AT_byte_size)
             .and_then(|v| v.udata_value())
         {
             return Some(size);
         }
-        reference = ty.attr_value(gimli::DW_AT_type)?;
+        ty = type_entry(unit, &ty)?;
     }
     None
 }

@@ -35,7 +35,7 @@ use std::sync::Arc;
 pub use buildinfo::GoVersion;
 pub use disasm::Placement;
 pub use dwarf::{Frame, RuntimeOffsets, Symbolizer};
-pub use process::process_is_alive;
+pub use process::{process_is_alive, process_usage, ProcessUsage};
 pub use runtime_vars::RuntimeVars;
 pub use wait_reasons::WaitReasons;
 

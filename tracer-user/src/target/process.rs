@@ -22,6 +22,34 @@ pub fn process_is_alive(pid: u32) -> bool {
     }
 }
 
+/// The target's resident memory and thread count, from `/proc/PID/status`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProcessUsage {
+    pub rss_bytes: Option<u64>,
+    pub threads: Option<u64>,
+}
+
+/// Reads [`ProcessUsage`]; fields are `None` when the process is gone or
+/// the file cannot be read.
+pub fn process_usage(pid: u32) -> ProcessUsage {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map(|status| parse_status(&status))
+        .unwrap_or_default()
+}
+
+fn parse_status(status: &str) -> ProcessUsage {
+    let field = |name: &str| {
+        status.lines().find_map(|line| {
+            let value = line.strip_prefix(name)?.strip_prefix(':')?;
+            value.split_whitespace().next()?.parse::<u64>().ok()
+        })
+    };
+    ProcessUsage {
+        rss_bytes: field("VmRSS").map(|kib| kib * 1024),
+        threads: field("Threads"),
+    }
+}
+
 pub(crate) fn exe_path(pid: u32) -> PathBuf {
     PathBuf::from(format!("/proc/{pid}/exe"))
 }
@@ -282,5 +310,25 @@ garbage line
             exe_link(u32::MAX - 1),
             Err(TargetError::NoSuchProcess { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use super::*;
+
+    #[test]
+    fn status_fields_are_parsed_and_missing_ones_are_none() {
+        let usage = parse_status("Name:\tleaks\nVmRSS:\t   12345 kB\nThreads:\t7\n");
+        assert_eq!(usage.rss_bytes, Some(12345 * 1024));
+        assert_eq!(usage.threads, Some(7));
+        // A kernel thread has no VmRSS line.
+        assert_eq!(
+            parse_status("Name:\tkthreadd\nThreads:\t1\n").rss_bytes,
+            None
+        );
+        let own = process_usage(std::process::id());
+        assert!(own.rss_bytes.unwrap() > 0 && own.threads.unwrap() >= 1);
+        assert_eq!(process_usage(u32::MAX), ProcessUsage::default());
     }
 }

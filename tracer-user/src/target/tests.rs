@@ -256,8 +256,10 @@ func main() {
 "#;
 
 /// Prints the members of `runtime.g`, `runtime.m`, `runtime.gobuf`,
-/// `runtime.stack` as Go's `debug/dwarf` sees them: `type.field offset size`
-/// (and `type.(size) size size` for the struct itself).
+/// `runtime.stack`, `runtime.sudog` (and, from Go 1.26, the
+/// `runtime.maybeTraceableChan`/`maybeTraceablePtr` of `sudog.c`) as Go's
+/// `debug/dwarf` sees them: `type.field offset size` (and
+/// `type.(size) size size` for the struct itself).
 const DWARF_ORACLE: &str = r#"package main
 
 import (
@@ -276,7 +278,8 @@ func main() {
 	if err != nil {
 		panic(err)
 	}
-	want := map[string]bool{"runtime.g": true, "runtime.m": true, "runtime.gobuf": true, "runtime.stack": true}
+	want := map[string]bool{"runtime.g": true, "runtime.m": true, "runtime.gobuf": true, "runtime.stack": true,
+		"runtime.sudog": true, "runtime.maybeTraceableChan": true, "runtime.maybeTraceablePtr": true}
 	r := d.Reader()
 	for len(want) > 0 {
 		e, err := r.Next()
@@ -367,6 +370,25 @@ fn offsets_match_go_debug_dwarf_on_every_toolchain() {
         assert_eq!(o.g_stack_lo, stack + off("runtime.stack.lo"));
         assert_eq!(o.g_stack_hi, stack + off("runtime.stack.hi"));
         assert_eq!(o.g_size, off("runtime.g.(size)"));
+        assert_eq!(o.g_waiting, off("runtime.g.waiting"));
+        assert_eq!(fields["runtime.g.waiting"].1, 8);
+        assert_eq!(o.sudog_waitlink, off("runtime.sudog.waitlink"));
+        // sudog.c: a *hchan up to Go 1.25, then a maybeTraceableChan whose
+        // address word is maybeTraceablePtr.vu.
+        let minor = target.go_version.minor;
+        let (c, c_size) = fields["runtime.sudog.c"];
+        if minor <= 25 {
+            assert_eq!((o.sudog_c, c_size), (c, 8), "{}", toolchain.version);
+        } else {
+            assert_eq!(c_size, 16, "{}", toolchain.version);
+            assert_eq!(
+                o.sudog_c,
+                c + off("runtime.maybeTraceableChan.maybeTraceablePtr")
+                    + off("runtime.maybeTraceablePtr.vu"),
+                "{}",
+                toolchain.version
+            );
+        }
         eprintln!("{}: {}", toolchain.version, o);
     }
 }

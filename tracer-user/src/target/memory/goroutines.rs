@@ -68,6 +68,8 @@ pub struct GLayout {
     pub sched_bp: u64,
     pub stack_lo: u64,
     pub stack_hi: u64,
+    /// `g.waiting` (see [`super::read_wait_channels`]).
+    pub waiting: u64,
     pub g_size: u64,
 }
 
@@ -91,12 +93,13 @@ impl GLayout {
             sched_bp: o.g_sched + o.gobuf_bp,
             stack_lo: o.g_stack_lo,
             stack_hi: o.g_stack_hi,
+            waiting: o.g_waiting,
             g_size: o.g_size,
         }
     }
 
     /// (offset, size) of every field read.
-    fn fields(&self) -> [(u64, u64); 12] {
+    fn fields(&self) -> [(u64, u64); 13] {
         [
             (self.goid, 8),
             (self.parent_goid, 8),
@@ -110,6 +113,7 @@ impl GLayout {
             (self.sched_bp, 8),
             (self.stack_lo, 8),
             (self.stack_hi, 8),
+            (self.waiting, 8),
         ]
     }
 
@@ -166,6 +170,10 @@ pub struct SnapshotGoroutine {
     /// Stack bounds `[stack_lo, stack_hi)`.
     pub stack_lo: u64,
     pub stack_hi: u64,
+    /// `g.waiting`, unchecked: the first `runtime.sudog` of a goroutine
+    /// blocked in a channel operation or `select` (0 or unrelated for other
+    /// waits). See [`super::read_wait_channels`].
+    pub waiting: u64,
 }
 
 impl SnapshotGoroutine {
@@ -403,6 +411,7 @@ fn decode(layout: &GLayout, span_start: u64, g_addr: u64, bytes: &[u8]) -> Snaps
         sched_bp: le_u64(bytes, field(layout.sched_bp)),
         stack_lo: le_u64(bytes, field(layout.stack_lo)),
         stack_hi: le_u64(bytes, field(layout.stack_hi)),
+        waiting: le_u64(bytes, field(layout.waiting)),
     }
 }
 

@@ -11,6 +11,11 @@
 //! In between, snapshots are taken while the program spawns and ends
 //! goroutines as fast as it can.
 //!
+//! A second program checks the channels read from `g.waiting`'s sudogs
+//! against the `%p` of the channels each goroutine printed before blocking
+//! (an idle pool on one channel, leaks on their own, selects, a sender,
+//! sync waits), before and after a Go 1.27 goroutine-leak GC cycle.
+//!
 //! Needs root (reading another process's memory) and the Go toolchains
 //! under `target/toolchains`: without them the test prints why and passes,
 //! except under `CI=true` where that is a failure.
@@ -661,5 +666,322 @@ fn live_goroutines_and_stacks_match_the_runtimes_dump() {
     }
     for (version, crowd) in RUNS {
         check(version, crowd);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The channels parked goroutines wait on (g.waiting → sudogs)
+
+/// Versions the channel test runs on: the oldest, the last with a plain
+/// `sudog.c`, and the two with `maybeTraceableChan` (1.27 with the
+/// goroutineleak profile on by default).
+const CHANNEL_RUNS: [&str; 4] = ["go1.21.13", "go1.25.5", "go1.26.6", "go1.27.3"];
+
+/// An idle pool (4 goroutines receiving on one shared channel), 4 leaks
+/// (each receiving on its own channel), 2 selects over (shared, own), a
+/// sender blocked on its own channel, a select that sends and receives on
+/// the same channel, and waits on no channel: a nil channel, a mutex, a
+/// `sync.Cond`, a sleep. Each goroutine prints its goid and the `%p` (the
+/// `*hchan`) of the channels it blocks on.
+const CHANNEL_PROGRAM: &str = r#"package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+var (
+	jobs    = make(chan int) // the pool's channel: stays reachable
+	out     sync.Mutex
+	started sync.WaitGroup
+	mu      sync.Mutex
+	cond    = sync.NewCond(&sync.Mutex{})
+)
+
+func goid() uint64 {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _ := strconv.ParseUint(strings.Fields(string(buf))[1], 10, 64)
+	return id
+}
+
+// announce prints "g <goid> <kind> <channels>" before the goroutine blocks.
+func announce(kind string, channels ...chan int) {
+	out.Lock()
+	fmt.Printf("g %d %s", goid(), kind)
+	for _, c := range channels {
+		fmt.Printf(" %p", c)
+	}
+	fmt.Println()
+	out.Unlock()
+	started.Done()
+}
+
+//go:noinline
+func poolWorker() {
+	announce("pool", jobs)
+	for range jobs {
+	}
+}
+
+//go:noinline
+func leaked(own chan int) { announce("leak", own); <-own }
+
+//go:noinline
+func selecting(own chan int) {
+	announce("select", jobs, own)
+	select {
+	case <-jobs:
+	case <-own:
+	}
+}
+
+//go:noinline
+func sending(own chan int) { announce("send", own); own <- 1 }
+
+//go:noinline
+func sendOrReceive(own chan int) {
+	announce("select-same", own)
+	select {
+	case own <- 1:
+	case <-own:
+	}
+}
+
+//go:noinline
+func nilChannel() { var c chan int; announce("nil"); <-c }
+
+//go:noinline
+func locked() { announce("mutex"); mu.Lock() }
+
+//go:noinline
+func condWait() {
+	announce("cond")
+	cond.L.Lock()
+	cond.Wait()
+}
+
+//go:noinline
+func sleeping() { announce("sleep"); time.Sleep(time.Hour) }
+
+func main() {
+	mu.Lock()
+	started.Add(4 + 4 + 2 + 1 + 1 + 4)
+	for i := 0; i < 4; i++ {
+		go poolWorker()
+	}
+	for i := 0; i < 4; i++ {
+		go leaked(make(chan int))
+	}
+	for i := 0; i < 2; i++ {
+		go selecting(make(chan int))
+	}
+	go sending(make(chan int))
+	go sendOrReceive(make(chan int))
+	go nilChannel()
+	go locked()
+	go condWait()
+	go sleeping()
+	started.Wait()
+	time.Sleep(200 * time.Millisecond)
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "leakprofile":
+			// Go 1.26 (with GOEXPERIMENT) / 1.27: a GC cycle that hides the
+			// sudogs' channel pointers from the GC while it looks for
+			// leaked goroutines, and marks them _Gleaked.
+			p := pprof.Lookup("goroutineleak")
+			if p != nil {
+				p.WriteTo(io.Discard, 1)
+			}
+			fmt.Println("leakprofile", p != nil)
+		}
+	}
+}
+"#;
+
+/// One announced goroutine: what it is and the channels it printed.
+#[derive(Debug)]
+struct Announced {
+    kind: String,
+    channels: Vec<u64>,
+}
+
+fn check_channels(version: &'static str) {
+    let Some(toolchain) = tests::toolchains()
+        .into_iter()
+        .find(|t| t.version == version)
+    else {
+        assert!(!in_ci(), "no {version} toolchain under target/toolchains");
+        eprintln!("channel live test: skipped {version}: no toolchain under target/toolchains");
+        return;
+    };
+    let program = tests::build(&toolchain, "channels", CHANNEL_PROGRAM, &[], "amd64");
+    let mut child = Command::new(&program)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = line_reader(child.stdout.take().unwrap());
+    let stdin = child.stdin.take().unwrap();
+    let mut running = Running {
+        child,
+        stdin,
+        stdout,
+        stderr: mpsc::channel().1,
+    };
+    let mut announced: HashMap<u64, Announced> = HashMap::new();
+    loop {
+        let line = running.next_line();
+        if line == "ready" {
+            break;
+        }
+        let mut words = line.split(' ');
+        assert_eq!(words.next(), Some("g"), "{version}: {line}");
+        let goid = words.next().unwrap().parse().unwrap();
+        let kind = words.next().unwrap().to_string();
+        let mut channels: Vec<u64> = words
+            .map(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16).unwrap())
+            .collect();
+        channels.sort_unstable();
+        channels.dedup();
+        announced.insert(goid, Announced { kind, channels });
+    }
+    assert_eq!(announced.len(), 16, "{version}");
+    let pid = running.child.id();
+    let target = Target::from_pid(pid).unwrap();
+    let layout = GLayout::from_offsets(&target.offsets);
+    let sudogs = SudogLayout::from_offsets(&target.offsets);
+    let memory = ProcessMemory::open(pid).unwrap();
+    let vars = target.runtime_vars;
+    let snapshot = || {
+        read_goroutines(
+            &memory,
+            vars.allglen + target.load_bias,
+            vars.allgptr + target.load_bias,
+            &layout,
+            LIMIT,
+        )
+        .unwrap()
+    };
+    let is_channel_wait = |g: &SnapshotGoroutine| {
+        let name = target.wait_reasons.name(g.wait_reason).unwrap_or("");
+        name.starts_with("chan ") || name.starts_with("select")
+    };
+
+    // Every announced goroutine's g.waiting list gives the channels it
+    // printed; the others' (sync waits, sleep, nil channel) give none that
+    // a channel wait reason would vouch for.
+    let check = |when: &str| -> Vec<(String, u32)> {
+        let snapshot = snapshot();
+        let ours: Vec<SnapshotGoroutine> = snapshot
+            .goroutines
+            .iter()
+            .filter(|g| announced.contains_key(&g.goid))
+            .copied()
+            .collect();
+        assert_eq!(ours.len(), announced.len(), "{version} {when}");
+        let read = read_wait_channels(&memory, &ours, &sudogs);
+        assert_eq!(
+            read.discarded,
+            ChainDiscarded::default(),
+            "{version} {when}"
+        );
+        assert_eq!(read.bad_channels, 0, "{version} {when}");
+        let mut pool = Vec::new();
+        let mut leaks = HashSet::new();
+        for (g, channels) in ours.iter().zip(&read.channels) {
+            let expected = &announced[&g.goid];
+            let state = state_of(&target, g);
+            let channels = channels.as_ref().unwrap_or_else(|| {
+                panic!(
+                    "{version} {when}: goroutine {} ({expected:?}) unreadable",
+                    g.goid
+                )
+            });
+            match expected.kind.as_str() {
+                "nil" | "mutex" | "cond" | "sleep" => {
+                    assert!(!is_channel_wait(g) || channels.is_empty(), "{version}");
+                    assert!(
+                        channels.is_empty(),
+                        "{version} {when}: {} ({state}) has channels {channels:#x?}",
+                        expected.kind
+                    );
+                }
+                kind => {
+                    assert!(is_channel_wait(g), "{version} {when}: {kind} is {state}");
+                    assert_eq!(
+                        channels, &expected.channels,
+                        "{version} {when}: {kind} goroutine {} ({state})",
+                        g.goid
+                    );
+                    if kind == "pool" {
+                        pool.push(channels.clone());
+                    } else if kind == "leak" {
+                        leaks.insert(channels.clone());
+                    }
+                }
+            }
+        }
+        // The distinction the leak-suspect engine needs: the pool's four
+        // share one channel, the four leaks have one each.
+        assert_eq!(pool.len(), 4, "{version}");
+        assert!(pool.windows(2).all(|w| w[0] == w[1] && w[0].len() == 1));
+        assert_eq!(leaks.len(), 4, "{version}");
+        ours.iter()
+            .map(|g| (announced[&g.goid].kind.clone(), g.status))
+            .collect()
+    };
+    let statuses = check("parked");
+    assert!(statuses.iter().all(|s| s.1 == status::WAITING), "{version}");
+
+    // After a goroutine-leak GC cycle (1.26 with the experiment, 1.27 by
+    // default), the leaked goroutines keep their sudogs; sudog.c's pointer
+    // word was hidden from the GC and restored, its address word kept.
+    running.command("leakprofile");
+    let line = running.next_line();
+    let statuses = check("after the goroutineleak profile");
+    let mut leaked: Vec<&str> = statuses
+        .iter()
+        .filter(|s| s.1 == status::LEAKED)
+        .map(|s| s.0.as_str())
+        .collect();
+    leaked.sort_unstable();
+    eprintln!("{version}: channels of 16 goroutines match; {line}, leaked: {leaked:?}");
+    if line == "leakprofile true" {
+        // Blocked on objects only they can reach: the own channels, the
+        // nil channel. The pool, the selects (on the global jobs channel),
+        // the mutex and cond waiters (globals) and the sleeper are not.
+        assert_eq!(
+            leaked,
+            ["leak", "leak", "leak", "leak", "nil", "select-same", "send"],
+            "{version}"
+        );
+    } else {
+        assert!(leaked.is_empty(), "{version}");
+    }
+}
+
+#[test]
+fn live_wait_channels_match_the_programs_own_channels() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(!in_ci(), "the channel live test must run as root in CI");
+        eprintln!("channel live test: skipped, needs root to read another process's memory");
+        return;
+    }
+    for version in CHANNEL_RUNS {
+        check_channels(version);
     }
 }

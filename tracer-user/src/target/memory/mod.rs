@@ -13,7 +13,9 @@
 //!   [`read_gs`] re-reads known `g` addresses;
 //! - [`unwind`] / [`unwind_all`] follow the frame-pointer chain of parked
 //!   goroutines from their saved `g.sched`; [`symbolization_pc`] says which
-//!   pc to symbolize per frame.
+//!   pc to symbolize per frame;
+//! - [`read_wait_channels`] follows their `g.waiting` sudog lists to the
+//!   channels they are blocked on (channel operations and `select`).
 //!
 //! Many small reads are sorted by address and merged with their neighbours
 //! (`coalesce`): the kernel's cost is per read more than per byte. On the
@@ -29,6 +31,7 @@
 //! and a torn or stale read shows up as a discarded (counted) goroutine or a
 //! shorter stack, never as a panic.
 
+mod channels;
 mod coalesce;
 mod goroutines;
 mod image;
@@ -40,6 +43,9 @@ mod live_tests;
 #[cfg(test)]
 mod tests;
 
+pub use channels::{
+    read_wait_channels, ChainDiscarded, SudogLayout, WaitChannels, MAX_WAIT_SUDOGS,
+};
 pub use goroutines::{
     read_goroutines, read_gs, status, Discarded, GLayout, GoroutineSnapshot, SnapshotError,
     SnapshotGoroutine,

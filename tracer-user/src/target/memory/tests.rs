@@ -21,6 +21,7 @@ const LAYOUT: GLayout = GLayout {
     goid: 152,
     waitsince: 168,
     waitreason: 176,
+    waiting: 192,
     parent_goid: 264,
     gopc: 280,
     startpc: 296,
@@ -40,8 +41,26 @@ const RET_IN_CHANRECV: u64 = 0x40_5678;
 const RET_IN_WORKER: u64 = 0x48_9abc;
 const GOEXIT_PLUS_1: u64 = 0x47_0001;
 
+/// `runtime.sudog`s and `runtime.hchan`s (Go 1.26-like sudog: `c.vu` at
+/// 96, `waitlink` at 72, 104 bytes in a 112-byte size class).
+const SUDOG: SudogLayout = SudogLayout {
+    c: 96,
+    waitlink: 72,
+};
+const SUDOG_BASE: u64 = 0xc0_0800_0000;
+const SUDOG_STRIDE: u64 = 112;
+const CHAN_A: u64 = 0xc0_0900_0060;
+const CHAN_B: u64 = 0xc0_0900_0120;
+const CHAN_C: u64 = 0xc0_0900_01e0;
+
 fn g_addr(i: usize) -> u64 {
     G_BASE + i as u64 * G_STRIDE
+}
+
+/// The (first) sudog of slot `i`'s `g.waiting` list; more sudogs of a chain
+/// follow at `sudog_addr(i) + k * SUDOG_STRIDE` in the tests that need them.
+fn sudog_addr(i: usize) -> u64 {
+    SUDOG_BASE + i as u64 * 32 * SUDOG_STRIDE
 }
 
 fn stack_of(i: usize) -> (u64, u64) {
@@ -57,6 +76,8 @@ struct GSpec {
     wait_reason: u8,
     sched: (u64, u64, u64),
     stack: (u64, u64),
+    /// `g.waiting`
+    waiting: u64,
 }
 
 /// A waiting goroutine (slot `i`) parked in gopark ← chanrecv ← worker ←
@@ -69,6 +90,7 @@ fn parked(i: usize, goid: u64) -> GSpec {
         wait_reason: 7,
         sched: (PC_GOPARK, hi - 0x220, hi - 0x200),
         stack: (lo, hi),
+        waiting: sudog_addr(i),
     }
 }
 
@@ -81,6 +103,7 @@ fn running(i: usize, goid: u64) -> GSpec {
         // Stale: a running goroutine's saved context is whatever it was.
         sched: (0x1111, 0x2222, 0x3333),
         stack: (lo, hi),
+        waiting: 0,
     }
 }
 
@@ -93,6 +116,7 @@ fn fresh(i: usize, goid: u64) -> GSpec {
         wait_reason: 0,
         sched: (0x48_9a00, hi - 8, 0),
         stack: (lo, hi),
+        waiting: 0,
     }
 }
 
@@ -104,6 +128,7 @@ fn dead() -> GSpec {
         wait_reason: 0,
         sched: (0, 0, 0),
         stack: (0, 0),
+        waiting: 0,
     }
 }
 
@@ -131,6 +156,7 @@ impl GSpec {
         put(LAYOUT.sched_bp, &self.sched.2.to_le_bytes());
         put(LAYOUT.stack_lo, &self.stack.0.to_le_bytes());
         put(LAYOUT.stack_hi, &self.stack.1.to_le_bytes());
+        put(LAYOUT.waiting, &self.waiting.to_le_bytes());
         image.map(g, bytes);
     }
 }
@@ -213,6 +239,7 @@ fn reads_every_field_of_every_live_goroutine() {
             sched_bp: hi - 0x200,
             stack_lo: lo,
             stack_hi: hi,
+            waiting: sudog_addr(1),
         }
     );
     assert_eq!(snapshot.goroutines[0].status, status::RUNNING);
@@ -557,6 +584,7 @@ fn both_unwinders(image: &ImageMemory, context: &StackContext, max: usize) -> Ve
         sched_bp: context.bp,
         stack_lo: context.stack_lo,
         stack_hi: context.stack_hi,
+        waiting: 0,
     };
     assert_eq!(unwind(image, &g, max), single);
     assert_eq!(unwind_all(image, &[g], max), std::slice::from_ref(&single));
@@ -791,4 +819,203 @@ fn re_reading_g_addresses_validates_each_one() {
         ..LAYOUT
     };
     assert_eq!(read_gs(&image, &addrs, &bad), vec![None; addrs.len()]);
+}
+
+// ---------------------------------------------------------------------------
+// g.waiting → sudog chains → channels
+
+/// Maps a sudog at `addr` with channel word `channel` and `waitlink` `link`.
+fn map_sudog(image: &mut ImageMemory, addr: u64, channel: u64, link: u64) {
+    image.map_zeroed(addr, SUDOG_STRIDE as usize);
+    assert!(image.write_u64(addr + SUDOG.c, channel));
+    assert!(image.write_u64(addr + SUDOG.waitlink, link));
+}
+
+/// Maps a chain of sudogs for slot `i`, one per channel, linked in order
+/// from `sudog_addr(i)` (what `g.waiting` of [`parked`] points at).
+fn map_chain(image: &mut ImageMemory, i: usize, channels: &[u64]) {
+    for (k, &channel) in channels.iter().enumerate() {
+        let at = sudog_addr(i) + k as u64 * SUDOG_STRIDE;
+        let link = if k + 1 == channels.len() {
+            0
+        } else {
+            at + SUDOG_STRIDE
+        };
+        map_sudog(image, at, channel, link);
+    }
+}
+
+fn wait_channels_of(image: &dyn Memory, gs: &[SnapshotGoroutine]) -> WaitChannels {
+    read_wait_channels(image, gs, &SUDOG)
+}
+
+#[test]
+fn a_channel_receive_waits_on_its_sudogs_channel() {
+    let mut image = image_of(&[running(0, 1), parked(1, 7), fresh(2, 9), parked(3, 11)]);
+    map_chain(&mut image, 1, &[CHAN_A]);
+    map_chain(&mut image, 3, &[CHAN_A]);
+    let snapshot = snapshot(&image).unwrap();
+    assert_eq!(snapshot.goroutines[1].waiting, sudog_addr(1));
+    let read = wait_channels_of(&image, &snapshot.goroutines);
+    assert_eq!(
+        read.channels,
+        [
+            Some(vec![]),
+            Some(vec![CHAN_A]),
+            Some(vec![]),
+            Some(vec![CHAN_A])
+        ],
+        "g.waiting nil: no channel; both receivers wait on the same one"
+    );
+    assert_eq!(
+        (read.discarded, read.bad_channels),
+        (ChainDiscarded::default(), 0)
+    );
+    assert_eq!(
+        SudogLayout::from_offsets(&RuntimeOffsets {
+            sudog_c: 96,
+            sudog_waitlink: 72,
+            ..Default::default()
+        }),
+        SUDOG
+    );
+}
+
+#[test]
+fn a_select_chain_of_three_gives_its_channels_sorted_and_deduplicated() {
+    let mut image = image_of(&[parked(0, 7), parked(1, 8)]);
+    map_chain(&mut image, 0, &[CHAN_C, CHAN_A, CHAN_B]);
+    // `select { case <-b: case b <- 1: case <-a: }`: b twice.
+    map_chain(&mut image, 1, &[CHAN_B, CHAN_A, CHAN_B]);
+    let snapshot = snapshot(&image).unwrap();
+    let read = wait_channels_of(&image, &snapshot.goroutines);
+    assert_eq!(
+        read.channels,
+        [
+            Some(vec![CHAN_A, CHAN_B, CHAN_C]),
+            Some(vec![CHAN_A, CHAN_B])
+        ]
+    );
+    assert_eq!(read.discarded.total(), 0);
+}
+
+#[test]
+fn chains_are_read_in_one_batch_per_depth() {
+    // 3000 goroutines in selects of 3 cases: the sudogs of each depth
+    // adjacent (as a size class's objects are), the depths 1 MiB apart.
+    const N: usize = 3000;
+    let at = |depth: u64, i: usize| SUDOG_BASE + depth * 0x10_0000 + i as u64 * SUDOG_STRIDE;
+    let own = |i: usize| CHAN_A + 0x100 * i as u64;
+    let mut gs: Vec<GSpec> = (0..N).map(|i| parked(i, 100 + i as u64)).collect();
+    for (i, g) in gs.iter_mut().enumerate() {
+        g.waiting = at(0, i);
+    }
+    let mut image = image_of(&gs);
+    for i in 0..N {
+        map_sudog(&mut image, at(0, i), CHAN_C, at(1, i));
+        map_sudog(&mut image, at(1, i), own(i), at(2, i));
+        map_sudog(&mut image, at(2, i), CHAN_B, 0);
+    }
+    let snapshot = snapshot(&image).unwrap();
+    let counting = Counting {
+        inner: &image,
+        reads: Cell::new(0),
+        batches: Cell::new(0),
+    };
+    let read = wait_channels_of(&counting, &snapshot.goroutines);
+    for (i, channels) in read.channels.iter().enumerate() {
+        let mut expected = [own(i), CHAN_B, CHAN_C];
+        expected.sort_unstable();
+        assert_eq!(channels.as_deref(), Some(&expected[..]), "goroutine {i}");
+    }
+    // Each depth's 3000 sudogs (328 KiB) as two merged reads in one
+    // read_many: one batch per depth, no single reads.
+    assert_eq!((counting.reads.get(), counting.batches.get()), (0, 3));
+}
+
+#[test]
+fn a_cycle_drops_the_chain() {
+    let mut image = image_of(&[parked(0, 7), parked(1, 8), parked(2, 9)]);
+    // 0: s0 → s1 → s0. 1: s0 → s0. 2: a clean neighbour.
+    let s0 = sudog_addr(0);
+    map_sudog(&mut image, s0, CHAN_A, s0 + SUDOG_STRIDE);
+    map_sudog(&mut image, s0 + SUDOG_STRIDE, CHAN_B, s0);
+    let s1 = sudog_addr(1);
+    map_sudog(&mut image, s1, CHAN_A, s1);
+    map_chain(&mut image, 2, &[CHAN_C]);
+    let snapshot = snapshot(&image).unwrap();
+    let read = wait_channels_of(&image, &snapshot.goroutines);
+    assert_eq!(read.channels, [None, None, Some(vec![CHAN_C])]);
+    assert_eq!(
+        read.discarded,
+        ChainDiscarded {
+            cycle: 2,
+            ..Default::default()
+        }
+    );
+}
+
+#[test]
+fn bad_pointers_drop_the_chain_and_are_counted() {
+    let mut gs: Vec<GSpec> = (0..9).map(|i| parked(i, 10 + i as u64)).collect();
+    // 0: g.waiting misaligned. 1: g.waiting unmapped. 2: g.waiting at the
+    // very end of the address space.
+    gs[0].waiting = sudog_addr(0) + 4;
+    gs[1].waiting = 0xdead_0000;
+    gs[2].waiting = u64::MAX - 7;
+    let mut image = image_of(&gs);
+    // 3: the second sudog unmapped. 4: a misaligned waitlink.
+    map_sudog(
+        &mut image,
+        sudog_addr(3),
+        CHAN_A,
+        sudog_addr(3) + SUDOG_STRIDE,
+    );
+    map_sudog(&mut image, sudog_addr(4), CHAN_A, sudog_addr(4) + 0x71);
+    // 5: a sudog whose channel word is 0 (not a channel wait, or waking up)
+    // and one misaligned (a torn read): skipped, the rest kept; only the
+    // misaligned one is counted.
+    map_chain(&mut image, 5, &[0, CHAN_B, CHAN_A + 3]);
+    // 6: a select of 17 cases, more than are followed: unknown, not cut.
+    let many: Vec<u64> = (0..17).map(|k| CHAN_A + 0x40 * k).collect();
+    map_chain(&mut image, 6, &many);
+    // 7: exactly as many as are followed.
+    map_chain(&mut image, 7, &many[..MAX_WAIT_SUDOGS]);
+    // 8: truncated sudog: its waitlink word is not mapped.
+    image.map_zeroed(sudog_addr(8), (SUDOG.waitlink + 4) as usize);
+    let snapshot = snapshot(&image).unwrap();
+    assert_eq!(snapshot.goroutines.len(), 9);
+    let read = wait_channels_of(&image, &snapshot.goroutines);
+    let expected: [Option<Vec<u64>>; 9] = [
+        None,
+        None,
+        None,
+        None,
+        None,
+        Some(vec![CHAN_B]),
+        None,
+        Some(many[..MAX_WAIT_SUDOGS].to_vec()),
+        None,
+    ];
+    assert_eq!(read.channels, expected);
+    assert_eq!(
+        read.discarded,
+        ChainDiscarded {
+            misaligned: 2,
+            unreadable: 4,
+            cycle: 0,
+            too_long: 1,
+            bad_layout: 0,
+        }
+    );
+    assert_eq!(read.bad_channels, 1);
+    // An inconsistent layout (overlapping words) reads nothing.
+    let overlapping = SudogLayout {
+        c: 72,
+        waitlink: 76,
+    };
+    let read = read_wait_channels(&image, &snapshot.goroutines, &overlapping);
+    assert_eq!(read.channels, vec![None; 9]);
+    assert_eq!(read.discarded.bad_layout, 9);
+    assert!(read_wait_channels(&image, &[], &SUDOG).channels.is_empty());
 }

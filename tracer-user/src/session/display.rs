@@ -1,0 +1,213 @@
+//! Where a session's picture goes: lines on stdout (human or JSON documents)
+//! or the dashboard, and the data the dashboard asks for beyond the
+//! analysis (the focused group's members, history and example timeline).
+
+use std::{io::Write, sync::Arc};
+
+use crate::{
+    model::{GoroutineTable, TimelineEntry, Totals, MAX_WATCHED},
+    report::{human_line, SnapshotContext, Symbols},
+    suspects::{age_is_lower_bound, age_ns, site_label, Analysis, SuspectEngine},
+    target::process_usage,
+    tui::{self, App, FocusDetail, InputReader, MemberRow, Terminal, Timeline},
+};
+
+/// Members of a group listed in the dashboard when it is expanded.
+const MEMBERS_SHOWN: usize = 1000;
+
+pub enum Display {
+    Lines {
+        json: bool,
+        previous: Option<Totals>,
+    },
+    Dashboard(Box<Dashboard>),
+}
+
+/// Fields drop in order: the input thread stops before the terminal is
+/// given back.
+pub struct Dashboard {
+    pub app: App,
+    pub input: InputReader,
+    terminal: Terminal,
+    /// The latest analysis, reused when the focus changes between ticks.
+    analysis: Arc<Analysis>,
+    focus: Option<u64>,
+    /// The log level before the dashboard took the terminal.
+    log_level: log::LevelFilter,
+}
+
+impl Dashboard {
+    /// Takes over the terminal. Log messages would scribble over the
+    /// picture, so logging is off until [`Dashboard::close`].
+    pub fn open(info: tui::TargetInfo, no_color: bool) -> std::io::Result<Self> {
+        let terminal = Terminal::start()?;
+        let input = InputReader::start()?;
+        let log_level = log::max_level();
+        log::set_max_level(log::LevelFilter::Off);
+        Ok(Dashboard {
+            app: App::new(info, tui::Style::from_env(no_color)),
+            input,
+            terminal,
+            analysis: Arc::default(),
+            focus: None,
+            log_level,
+        })
+    }
+
+    /// Gives the terminal back, in its original state.
+    pub fn close(self) -> std::io::Result<()> {
+        log::set_max_level(self.log_level);
+        let Dashboard {
+            input,
+            mut terminal,
+            ..
+        } = self;
+        drop(input);
+        terminal.restore()
+    }
+
+    pub fn draw(&mut self) -> std::io::Result<()> {
+        self.terminal.draw(&mut self.app)
+    }
+
+    /// Feeds the app a frame built from the current model. With `analysis`,
+    /// a new tick; without, the last analysis again (the focus changed).
+    pub fn update(
+        &mut self,
+        analysis: Option<Arc<Analysis>>,
+        table: &GoroutineTable,
+        engine: &SuspectEngine,
+        ctx: &SnapshotContext<'_>,
+    ) {
+        if let Some(analysis) = analysis {
+            self.analysis = analysis;
+        }
+        self.focus = self.app.focus();
+        let focus = self
+            .focus
+            .and_then(|id| focus_detail(id, &self.analysis, table, engine, ctx.target, ctx.now_ns));
+        self.app.update(tui::Frame {
+            now_ns: ctx.now_ns,
+            elapsed_ns: ctx.now_ns.saturating_sub(ctx.attached_at_ns),
+            totals: table.totals(),
+            probes: ctx.probes,
+            process: process_usage(ctx.pid),
+            analysis: Arc::clone(&self.analysis),
+            focus,
+        });
+    }
+
+    /// True when the app now wants details of another group than the last
+    /// frame carried.
+    pub fn focus_changed(&self) -> bool {
+        self.app.focus() != self.focus
+    }
+
+    /// Goroutines whose timelines the dashboard may show.
+    fn examples(&self) -> Vec<u64> {
+        let focused = self
+            .app
+            .focus()
+            .and_then(|id| self.analysis.groups.iter().find(|g| g.id == id))
+            .map(|g| g.example_goid);
+        focused
+            .into_iter()
+            .chain(self.analysis.suspects.iter().map(|s| s.example_goid))
+            .take(MAX_WATCHED)
+            .collect()
+    }
+}
+
+impl Display {
+    /// Shows one tick: prints a document/line, or updates and redraws the
+    /// dashboard. Returns `false` when stdout is closed.
+    pub fn tick(
+        &mut self,
+        analysis: Analysis,
+        table: &mut GoroutineTable,
+        engine: &SuspectEngine,
+        ctx: &SnapshotContext<'_>,
+    ) -> std::io::Result<bool> {
+        match self {
+            Display::Lines { json, previous } => {
+                let snapshot = ctx.snapshot(table, &analysis.suspects);
+                let mut out = std::io::stdout().lock();
+                let written = if *json {
+                    serde_json::to_writer(&mut out, &snapshot)
+                        .map_err(std::io::Error::from)
+                        .and_then(|()| writeln!(out))
+                } else {
+                    writeln!(out, "{}", human_line(&snapshot, previous.as_ref()))
+                };
+                *previous = Some(snapshot.totals);
+                Ok(written.and_then(|()| out.flush()).is_ok())
+            }
+            Display::Dashboard(dashboard) => {
+                dashboard.update(Some(Arc::new(analysis)), table, engine, ctx);
+                table.watch(&dashboard.examples());
+                dashboard.draw()?;
+                Ok(true)
+            }
+        }
+    }
+}
+
+fn focus_detail(
+    id: u64,
+    analysis: &Analysis,
+    table: &GoroutineTable,
+    engine: &SuspectEngine,
+    symbols: &dyn Symbols,
+    now_ns: u64,
+) -> Option<FocusDetail> {
+    let group = analysis.groups.iter().find(|g| g.id == id)?;
+    let members = group
+        .goids
+        .iter()
+        .filter_map(|&goid| table.get(goid))
+        .take(MEMBERS_SHOWN)
+        .map(|g| MemberRow {
+            goid: g.goid,
+            state: group.state.clone(),
+            age_ns: age_ns(g, now_ns),
+            age_is_lower_bound: age_is_lower_bound(g),
+            wake_count: g.wake_count,
+            parent_goid: g.parent_goid,
+            origin: g.origin,
+        })
+        .collect();
+    let example = table.timeline(group.example_goid).map(|entries| Timeline {
+        goid: group.example_goid,
+        entries: entries
+            .map(|(ts, entry)| (ts, describe(entry, symbols)))
+            .collect(),
+    });
+    Some(FocusDetail {
+        group: id,
+        history: engine
+            .history(id)
+            .map(|h| h.samples().collect())
+            .unwrap_or_default(),
+        members,
+        members_total: group.count,
+        example,
+    })
+}
+
+fn describe(entry: TimelineEntry, symbols: &dyn Symbols) -> String {
+    match entry {
+        TimelineEntry::Created { parent, gopc } => {
+            let site = site_label(&symbols.creation_site(gopc));
+            match parent {
+                Some(p) => format!("created by goroutine {p} at {site}"),
+                None => format!("created at {site}"),
+            }
+        }
+        TimelineEntry::FirstSeen => "found, created before the tracer attached".into(),
+        TimelineEntry::Parked { reason } => format!("parked: {}", symbols.wait_reason(reason)),
+        TimelineEntry::Woken { waker: Some(w) } => format!("woken by goroutine {w}"),
+        TimelineEntry::Woken { waker: None } => "woken by the runtime".into(),
+        TimelineEntry::Spawned { child } => format!("started goroutine {child}"),
+        TimelineEntry::Exited => "exited".into(),
+    }
+}
