@@ -15,11 +15,11 @@ use crate::suspects::Rules;
     propagate_version = true,
     after_help = "Examples:
   sudo tracer attach --pid 1234
-  sudo tracer attach --pid 1234 --json --interval 2s --duration 1m | jq .totals
+  sudo tracer attach --pid 1234 --json --interval 2s --duration 1m | jq .suspects
   tracer inspect ./my-service
 
 Targets: Go 1.21-1.27 amd64 executables with symbols and DWARF (not stripped).
-Exit status: 0 after a clean detach (Ctrl-C, SIGTERM, --duration, target exit); 1 on any error."
+Exit status: 0 after a clean detach (q, Ctrl-C, SIGTERM, --duration, target exit); 1 on any error."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -31,11 +31,14 @@ pub enum Command {
     /// Attach to a running Go process and follow its goroutines until Ctrl-C,
     /// SIGTERM, --duration, or the target exiting. Needs root.
     ///
-    /// Every goroutine created, parked, woken or exiting after attach is
-    /// followed: its creation site (file:line of the `go` statement), parent,
-    /// state and Go's own wait reason. Goroutines created before attach show
-    /// up when they next park, wake or exit. On exit every probe is removed
-    /// and a final summary is printed (the last JSON document carries
+    /// Every goroutine is followed: those created before attach are read
+    /// from the target's memory, the others from their spawn on: creation
+    /// site (file:line of the `go` statement), parent, state, Go's own wait
+    /// reason and the stack it is blocked at. Leak suspects are judged every
+    /// interval (rules and thresholds in the README). On a terminal this
+    /// opens the dashboard (q quits); otherwise, or with --no-tui/--json, it
+    /// prints a line or JSON document per interval. On exit every probe is
+    /// removed and a final summary is printed (the last JSON document carries
     /// "ended"). The JSON fields are documented in the README.
     Attach(AttachArgs),
     /// Show what tracer finds in a Go process or executable: Go version,
@@ -50,8 +53,9 @@ pub struct AttachArgs {
     /// Process id of the Go program.
     #[arg(long, short)]
     pub pid: u32,
-    /// Print one JSON document per interval (live goroutines, creation sites,
-    /// totals) on stdout instead of the human summary.
+    /// Print one JSON document per interval (leak suspects, live goroutines,
+    /// creation sites, totals) on stdout instead of the dashboard or the
+    /// human summary.
     #[arg(long)]
     pub json: bool,
     /// How often to print (e.g. 500ms, 1s, 2m).
