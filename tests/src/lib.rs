@@ -461,3 +461,74 @@ pub fn assert_clean_failure(status: ExitStatus, stderr: &str, expected: &str) {
         "stderr should mention {expected:?}:\n{stderr}"
     );
 }
+
+/// `tracer attach --json --pid PID` plus `args`, returned once its first
+/// document is printed (the probes are attached and the loop runs).
+pub fn attach_json_with(env: &TestEnv, pid: u32, args: &[&str]) -> Proc {
+    let mut cmd = env.tracer();
+    cmd.args(["attach", "--json", "--pid", &pid.to_string()])
+        .args(args);
+    let mut tracer = Proc::start(cmd);
+    tracer.stdout.expect("{", Duration::from_secs(30));
+    tracer
+}
+
+/// Like [`stop_tracer`], but returns every document printed after the
+/// first one (which [`attach_json_with`] consumed), the final one last.
+pub fn stop_tracer_all(tracer: &mut Proc, sig: i32, expected_end: &str) -> Vec<Value> {
+    std::thread::sleep(Duration::from_millis(500));
+    tracer.signal(sig);
+    let lines = tracer.stdout.rest(Duration::from_secs(20));
+    let (status, stderr) = tracer.wait(Duration::from_secs(10));
+    assert!(status.success(), "tracer failed: {status}\n{stderr}");
+    assert!(
+        stderr.contains(expected_end),
+        "stderr should say {expected_end:?}:\n{stderr}"
+    );
+    let docs = json_lines(&lines);
+    let last = docs.last().expect("a final document");
+    assert_eq!(last["ended"], expected_end);
+    docs
+}
+
+/// The `"suspects"` array of a `tracer attach --json` document.
+pub fn suspects(doc: &Value) -> &[Value] {
+    doc["suspects"].as_array().unwrap_or_else(|| {
+        let keys: Vec<&String> = doc
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        panic!("the document has no \"suspects\" array; its keys: {keys:?}")
+    })
+}
+
+/// `file:line` of a JSON source location (`{"file", "line", …}`), `?` for
+/// what is missing.
+pub fn location(loc: &Value) -> String {
+    let file = loc["file"].as_str().unwrap_or("?");
+    format!("{file}:{}", loc["line"])
+}
+
+/// One line per suspect (kind, score, count, state, site, evidence), for
+/// assertion messages.
+pub fn describe_suspects(suspects: &[Value]) -> String {
+    if suspects.is_empty() {
+        return "  (no suspect)".to_string();
+    }
+    suspects
+        .iter()
+        .map(|s| {
+            format!(
+                "  {} score={} count={} state={} site={} start={} — {}",
+                s["kind"],
+                s["score"],
+                s["count"],
+                s["state"],
+                location(&s["creation_site"]),
+                s["start_function"],
+                s["evidence"].as_str().unwrap_or("(no evidence)")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -32,7 +32,9 @@ pub const BENCH_GO_VERSIONS: &[&str] = &["1.22.10", "1.26.6"];
 /// Go toolchain for the demo and benchmarks.
 pub const DEFAULT_GO: &str = "1.26.6";
 /// Go programs under tests/go/.
-pub const GO_TARGETS: &[&str] = &["leaky", "churn", "pingpong", "demo", "backlog"];
+pub const GO_TARGETS: &[&str] = &[
+    "leaky", "churn", "pingpong", "demo", "backlog", "leaks", "healthy",
+];
 /// Go programs also built stripped, PIE and with cgo (see `GoBuild`).
 pub const GO_TARGETS_ALL_BUILDS: &[&str] = &["backlog"];
 

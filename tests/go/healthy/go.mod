@@ -1,0 +1,3 @@
+module tracer-tests/healthy
+
+go 1.21

@@ -1,0 +1,3 @@
+module tracer-tests/leaks
+
+go 1.21
