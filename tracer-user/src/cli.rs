@@ -64,6 +64,19 @@ pub struct AttachArgs {
     /// Stop after this long (e.g. 30s, 5m); default: until Ctrl-C or the target exits.
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Also probe park and wake (the runtime's hottest paths) for exact
+    /// timelines: every park, wake and who woke whom, with event-precise
+    /// wait times. Costs a trap per park and per wake (see BENCHMARKS.md);
+    /// the default reads states from the target's memory every interval.
+    #[arg(long)]
+    pub precise: bool,
+    /// Cap on the probes' cost, in percent of the target's own CPU time
+    /// (default 1 without --precise, no cap with it). When the target is
+    /// busier than the budget allows, the hottest probe group is detached
+    /// (park/wake first, then spawn/exit) and tracing goes on from memory
+    /// reads; it is re-attached when the rate drops. Always shown.
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub max_overhead: Option<f64>,
     /// Also record the creating goroutine's whole stack at every `go`
     /// statement (not just the creation site): one more uprobe hit per
     /// spawn plus a kernel stack walk, see BENCHMARKS.md for the cost.
@@ -141,6 +154,17 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
+fn parse_percent(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|e| format!("{e} (examples: 1, 0.5, 2%)"))?;
+    if !(v > 0.0 && v <= 100.0) {
+        return Err("must be more than 0 and at most 100".into());
+    }
+    Ok(v)
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 2m)"))?;
     if d.is_zero() {
@@ -175,6 +199,15 @@ mod tests {
             panic!("attach expected");
         };
         assert_eq!(args.rules.rules(), Rules::default());
+    }
+
+    #[test]
+    fn overhead_budgets_are_percentages() {
+        assert_eq!(parse_percent("1"), Ok(1.0));
+        assert_eq!(parse_percent("0.5%"), Ok(0.5));
+        assert!(parse_percent("0").is_err());
+        assert!(parse_percent("150").is_err());
+        assert!(parse_percent("lots").is_err());
     }
 
     #[test]

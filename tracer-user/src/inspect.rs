@@ -42,7 +42,8 @@ struct InspectReport<'a> {
     probes: Vec<ProbeReport<'a>>,
     /// `runtime.newproc1`'s entry; the spawn probes are its RETs.
     newproc1_entry: u64,
-    /// Link-time addresses of `runtime.allglen` and `runtime.allgptr`.
+    /// Link-time addresses of `runtime.allglen`, `runtime.allgptr` and
+    /// `runtime.sched` (`null` when not found), and where `sched` came from.
     runtime_vars: RuntimeVars,
     /// Non-empty wait reasons as `(code, string)`.
     wait_reasons: Vec<(u8, &'a str)>,
@@ -133,6 +134,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         "allgs:       runtime.allglen @ {:#x}, runtime.allgptr @ {:#x}",
         r.runtime_vars.allglen, r.runtime_vars.allgptr
     );
+    println!("{}", sched_line(&r.runtime_vars, &target.offsets));
     let rets: Vec<String> = plan_rets(&r);
     println!(
         "newproc1:    @ {:#x}, RETs at +{}",
@@ -160,6 +162,21 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     Ok(())
 }
 
+/// Where `runtime.sched` and its goroutine-id generator are.
+fn sched_line(vars: &RuntimeVars, offsets: &RuntimeOffsets) -> String {
+    match vars.sched {
+        Some(sched) => format!(
+            "sched:       runtime.sched @ {sched:#x} (from {}), goidgen @ {:#x} (+{})",
+            vars.sched_source,
+            sched + offsets.schedt_goidgen,
+            offsets.schedt_goidgen
+        ),
+        None => "sched:       absent (no .symtab, and runtime.newproc1 has no recognizable \
+                 sched.goidgen update): goroutine creations are not counted without probes"
+            .to_string(),
+    }
+}
+
 /// Offsets of the spawn probes (newproc1's RETs) from newproc1's entry.
 fn plan_rets(r: &InspectReport<'_>) -> Vec<String> {
     r.probes
@@ -176,4 +193,37 @@ fn sample_reasons(reasons: &[(u8, &str)]) -> String {
         .map(|(c, n)| format!("{c}={n:?}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::SchedSource;
+
+    #[test]
+    fn sched_line_says_where_sched_is_and_where_it_came_from() {
+        let offsets = RuntimeOffsets {
+            schedt_goidgen: 8,
+            ..Default::default()
+        };
+        let mut vars = RuntimeVars {
+            allglen: 0x5a_0000,
+            allgptr: 0x5a_0008,
+            sched: Some(0x57_dba0),
+            sched_source: SchedSource::Disassembly,
+        };
+        assert_eq!(
+            sched_line(&vars, &offsets),
+            "sched:       runtime.sched @ 0x57dba0 (from disassembly of runtime.newproc1), \
+             goidgen @ 0x57dba8 (+8)"
+        );
+        vars.sched_source = SchedSource::Symtab;
+        assert!(sched_line(&vars, &offsets).contains("(from .symtab)"));
+        vars.sched = None;
+        vars.sched_source = SchedSource::Absent;
+        assert!(sched_line(&vars, &offsets).starts_with("sched:       absent ("));
+        let json = serde_json::to_value(vars).unwrap();
+        assert_eq!(json["sched"], serde_json::Value::Null);
+        assert_eq!(json["sched_source"], "absent");
+    }
 }

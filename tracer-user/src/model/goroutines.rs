@@ -37,6 +37,10 @@ pub enum Origin {
     /// Read from the target's memory at attach (`runtime.allgs`): creation
     /// site and parent known, start time unknown.
     Snapshot,
+    /// Found by a later read of the goroutine list: created after attach
+    /// while the spawn probes were off (or its spawn event was lost).
+    /// Creation site and parent known, start time within one read period.
+    Read,
 }
 
 /// The Go runtime's `g.atomicstatus` values (stable across Go 1.21–1.27).
@@ -104,6 +108,10 @@ pub struct Goroutine {
     /// when the list could not be read; empty when `g.waiting` was nil.
     /// Meaningful for channel and select wait reasons only.
     pub wait_channels: Option<Arc<[u64]>>,
+    /// `g.trackingSeq` at the last read of the goroutine list: the runtime
+    /// bumps it whenever the goroutine stops running, so an unchanged value
+    /// across two reads of a waiting goroutine means one continuous wait.
+    pub tracking_seq: Option<u8>,
     /// Its creator's stack at the `go` statement (an id in the probes' stack
     /// map), with `--creation-stacks`.
     pub creation_stack: Option<u32>,
@@ -133,8 +141,19 @@ pub struct SnapshotGoroutine {
     pub wait_reason: u8,
     /// `g.waitsince` when the runtime recorded it (CLOCK_MONOTONIC ns).
     pub waiting_since_ns: Option<u64>,
+    /// `g.trackingSeq`, when the layout is known.
+    pub tracking_seq: Option<u8>,
     /// When the snapshot read it.
     pub seen_at_ns: u64,
+}
+
+/// What a read of the goroutine list changed in the table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// Goroutines it found that the table did not have.
+    pub added: u64,
+    /// Goroutines the table had that it did not find (counted as exited).
+    pub removed: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -145,6 +164,13 @@ pub struct Totals {
     pub spawned: u64,
     /// Exits traced since attach (of traced and pre-attach goroutines).
     pub exited: u64,
+    /// Of `spawned`, those created while the spawn/exit probes were
+    /// detached by the overhead budget: counted from the target's goid
+    /// generator (exact to 16 per P).
+    pub spawned_untraced: u64,
+    /// Of `exited`, those of `spawned_untraced` that no read of the
+    /// goroutine list found alive.
+    pub exited_untraced: u64,
     /// Goroutines found in the target's memory at attach.
     pub snapshot_seeded: u64,
     /// Goroutines first seen by a park, wake or exit (they predate attach and
@@ -265,6 +291,17 @@ impl GoroutineTable {
     /// attach. Goroutines already known (from events applied earlier) are
     /// left alone; dead ones are skipped.
     pub fn seed(&mut self, goroutines: impl IntoIterator<Item = SnapshotGoroutine>) {
+        self.insert_read(goroutines, Origin::Snapshot);
+    }
+
+    /// Inserts goroutines read from memory that the table does not know;
+    /// returns how many.
+    fn insert_read(
+        &mut self,
+        goroutines: impl IntoIterator<Item = SnapshotGoroutine>,
+        origin: Origin,
+    ) -> u64 {
+        let mut added = 0;
         for sg in goroutines {
             if sg.goid == 0 || self.goroutines.contains_key(&sg.goid) {
                 continue;
@@ -280,10 +317,17 @@ impl GoroutineTable {
                 }
                 GoStatus::Idle | GoStatus::Dead | GoStatus::Other(_) => continue,
             };
-            self.totals.snapshot_seeded += 1;
+            added += 1;
+            if origin == Origin::Snapshot {
+                self.totals.snapshot_seeded += 1;
+            } else {
+                self.totals.reconciled_added += 1;
+            }
             if let Some(pc) = sg.gopc {
                 let site = self.sites.entry(pc).or_default();
-                site.at_attach += 1;
+                if origin == Origin::Snapshot {
+                    site.at_attach += 1;
+                }
                 site.live += 1;
             }
             self.goroutines.insert(
@@ -306,36 +350,68 @@ impl GoroutineTable {
                     },
                     wake_count: 0,
                     last_waker: None,
-                    origin: Origin::Snapshot,
+                    origin,
                     blocked_stack: None,
                     wait_channels: None,
+                    tracking_seq: sg.tracking_seq,
                     creation_stack: None,
                 },
             );
         }
+        added
     }
 
     /// Reconciles the table with a later read of the target's goroutine list
     /// that started at `started_ns` (after every event up to then was
     /// applied): goroutines the events missed are added, and those known
     /// since before `started_ns` but absent from the list are removed as
-    /// exited. State of goroutines present in both is left to the events
-    /// (the read races with them).
-    pub fn reconcile(&mut self, goroutines: Vec<SnapshotGoroutine>, started_ns: u64) {
+    /// exited.
+    ///
+    /// With `states` (the park and wake probes are off), the read also sets
+    /// the state of every goroutine present in both: a goroutine still in
+    /// the same wait (same reason, same `g.trackingSeq`) keeps its
+    /// `parked_since_ns`; one that entered a new wait is taken as parked at
+    /// `started_ns` (at most one read period late). Without `states`, the
+    /// events own the state (the read races with them).
+    pub fn reconcile(
+        &mut self,
+        goroutines: Vec<SnapshotGoroutine>,
+        started_ns: u64,
+        states: bool,
+    ) -> Reconciled {
         let present: HashSet<u64> = goroutines.iter().map(|g| g.goid).collect();
-        let before = self.totals.snapshot_seeded;
-        self.seed(goroutines);
-        self.totals.reconciled_added += self.totals.snapshot_seeded - before;
+        if states {
+            for sg in &goroutines {
+                if let Some(g) = self.goroutines.get_mut(&sg.goid) {
+                    observe(g, sg, started_ns);
+                }
+            }
+        }
+        let added = self.insert_read(goroutines, Origin::Read);
         let gone: Vec<u64> = self
             .goroutines
             .values()
             .filter(|g| g.first_seen_ns < started_ns && !present.contains(&g.goid))
             .map(|g| g.goid)
             .collect();
+        let removed = gone.len() as u64;
         for goid in gone {
             self.exit(goid);
             self.totals.reconciled_removed += 1;
         }
+        Reconciled { added, removed }
+    }
+
+    /// Accounts for `spawned` goroutines created while the spawn and exit
+    /// probes were detached (from the target's goid generator), of which
+    /// `found` were found alive by a read of the goroutine list: the others
+    /// came and went between two reads.
+    pub fn count_untraced_spawns(&mut self, spawned: u64, found: u64) {
+        let short_lived = spawned.saturating_sub(found);
+        self.totals.spawned += spawned;
+        self.totals.spawned_untraced += spawned;
+        self.totals.exited += short_lived;
+        self.totals.exited_untraced += short_lived;
     }
 
     /// Records where a waiting goroutine is blocked: its stack and the
@@ -465,6 +541,12 @@ impl GoroutineTable {
                 self.totals.snapshot_seeded -= 1;
             }
             (Origin::Snapshot, None) => self.totals.snapshot_seeded -= 1,
+            (Origin::Read, pc) => {
+                if let Some(s) = pc.and_then(|pc| self.sites.get_mut(&pc)) {
+                    s.live = s.live.saturating_sub(1);
+                }
+                self.totals.reconciled_added -= 1;
+            }
             (_, _) => self.totals.pre_attach_seen -= 1,
         }
     }
@@ -515,11 +597,13 @@ impl GoroutineTable {
             origin: Origin::Traced,
             blocked_stack: None,
             wait_channels: None,
+            tracking_seq: None,
             creation_stack,
         };
         if let Some(prev) = previous {
             g.blocked_stack = prev.blocked_stack;
             g.wait_channels = prev.wait_channels;
+            g.tracking_seq = prev.tracking_seq;
             g.state = prev.state;
             g.wait_reason = prev.wait_reason;
             g.wait_object = prev.wait_object;
@@ -537,7 +621,7 @@ impl GoroutineTable {
         match self.goroutines.remove(&goid) {
             Some(g) => {
                 self.totals.exited += 1;
-                if g.origin != Origin::Traced {
+                if matches!(g.origin, Origin::Snapshot | Origin::PreAttach) {
                     self.totals.pre_attach_exited += 1;
                 }
                 if let Some(site) = g.gopc.and_then(|pc| self.sites.get_mut(&pc)) {
@@ -601,10 +685,43 @@ impl GoroutineTable {
                 origin: Origin::PreAttach,
                 blocked_stack: None,
                 wait_channels: None,
+                tracking_seq: None,
                 creation_stack: None,
             }
         })
     }
+}
+
+/// Sets a goroutine's state from a read of its `g` at `at_ns` (see
+/// [`GoroutineTable::reconcile`]).
+fn observe(g: &mut Goroutine, sg: &SnapshotGoroutine, at_ns: u64) {
+    let (state, wait_reason) = match GoStatus::from_raw(sg.status) {
+        GoStatus::Waiting | GoStatus::Leaked => (GoroutineState::Waiting, Some(sg.wait_reason)),
+        GoStatus::Running => (GoroutineState::Running, None),
+        GoStatus::Syscall => (GoroutineState::Syscall, None),
+        GoStatus::Runnable | GoStatus::Preempted | GoStatus::CopyStack => {
+            (GoroutineState::Runnable, None)
+        }
+        GoStatus::Idle | GoStatus::Dead | GoStatus::Other(_) => return,
+    };
+    let same_wait = g.state == GoroutineState::Waiting
+        && state == GoroutineState::Waiting
+        && g.wait_reason == wait_reason
+        && (sg.tracking_seq.is_none()
+            || g.tracking_seq.is_none()
+            || g.tracking_seq == sg.tracking_seq);
+    if !same_wait {
+        if g.state == GoroutineState::Waiting {
+            g.wake_count += 1;
+        }
+        g.state = state;
+        g.wait_reason = wait_reason;
+        g.wait_object = None;
+        g.parked_since_ns = (state == GoroutineState::Waiting).then_some(at_ns);
+        g.blocked_stack = None;
+        g.wait_channels = None;
+    }
+    g.tracking_seq = sg.tracking_seq.or(g.tracking_seq);
 }
 
 #[cfg(test)]
@@ -909,8 +1026,74 @@ mod tests {
             status,
             wait_reason: reason,
             waiting_since_ns: None,
+            tracking_seq: None,
             seen_at_ns: 50,
         }
+    }
+
+    /// A read of goroutine `goid` at `at`: `status`/`reason`, `g.trackingSeq`.
+    fn read(goid: u64, status: u32, reason: u8, seq: u8, at: u64) -> SnapshotGoroutine {
+        SnapshotGoroutine {
+            tracking_seq: Some(seq),
+            seen_at_ns: at,
+            ..seeded(goid, status, reason, 0xa)
+        }
+    }
+
+    #[test]
+    fn reads_set_states_when_the_scheduling_probes_are_off() {
+        let mut t = GoroutineTable::new();
+        t.seed([read(3, 4, 19, 7, 50), read(4, 2, 0, 1, 50)]);
+        let parked_at_attach = t.get(3).unwrap().parked_since_ns;
+        // Same wait, same trackingSeq: one continuous wait.
+        t.reconcile(
+            vec![read(3, 4, 19, 7, 100), read(4, 2, 0, 1, 100)],
+            100,
+            true,
+        );
+        let g = t.get(3).unwrap();
+        assert_eq!(
+            (g.state, g.parked_since_ns, g.wake_count),
+            (GoroutineState::Waiting, parked_at_attach, 0)
+        );
+        // Same wait reason but trackingSeq moved: it woke and parked again.
+        t.set_blocked_at(3, parked_at_attach, Arc::from(&[1u64][..]), None);
+        t.reconcile(
+            vec![read(3, 4, 19, 9, 200), read(4, 4, 14, 2, 200)],
+            200,
+            true,
+        );
+        let g = t.get(3).unwrap();
+        assert_eq!((g.parked_since_ns, g.wake_count), (Some(200), 1));
+        assert!(
+            g.blocked_stack.is_none(),
+            "a new wait needs its stack read again"
+        );
+        let g = t.get(4).unwrap();
+        assert_eq!(
+            (g.state, g.wait_reason, g.parked_since_ns),
+            (GoroutineState::Waiting, Some(14), Some(200))
+        );
+        // Running again, then gone.
+        t.reconcile(vec![read(4, 1, 0, 3, 300)], 300, true);
+        assert!(t.get(3).is_none());
+        let g = t.get(4).unwrap();
+        assert_eq!(
+            (g.state, g.parked_since_ns, g.wake_count),
+            (GoroutineState::Runnable, None, 1)
+        );
+        assert_eq!(t.totals().reconciled_removed, 1);
+    }
+
+    #[test]
+    fn without_states_reads_leave_the_state_to_the_events() {
+        let mut t = table(&[spawn(10, 5, 1, 0xa), park(20, 5, 14)]);
+        t.reconcile(vec![read(5, 1, 0, 3, 100)], 100, false);
+        let g = t.get(5).unwrap();
+        assert_eq!(
+            (g.state, g.parked_since_ns),
+            (GoroutineState::Waiting, Some(20))
+        );
     }
 
     #[test]
@@ -1072,10 +1255,14 @@ mod tests {
         // The re-read started at 50: goroutine 2 is gone (its exit event was
         // lost), 3 is still there, 9 was never seen, 4 was created after
         // the read started and is kept although absent.
-        t.reconcile(vec![seeded(3, 4, 19, 0xa), seeded(9, 4, 19, 0xb)], 50);
+        t.reconcile(
+            vec![seeded(3, 4, 19, 0xa), seeded(9, 4, 19, 0xb)],
+            50,
+            false,
+        );
         assert!(t.get(2).is_none());
         assert_eq!(t.get(3).unwrap().origin, Origin::Traced);
-        assert_eq!(t.get(9).unwrap().origin, Origin::Snapshot);
+        assert_eq!(t.get(9).unwrap().origin, Origin::Read);
         assert!(t.get(4).is_some());
         let totals = t.totals();
         assert_eq!(

@@ -13,7 +13,7 @@ mod timeline;
 
 pub use event::{decode_event, DecodeError, Event, EventBody, Spawn};
 pub use goroutines::{
-    GoStatus, Goroutine, GoroutineState, GoroutineTable, Origin, SiteStats, SnapshotGoroutine,
-    Totals,
+    GoStatus, Goroutine, GoroutineState, GoroutineTable, Origin, Reconciled, SiteStats,
+    SnapshotGoroutine, Totals,
 };
 pub use timeline::{TimelineEntry, MAX_WATCHED};

@@ -6,11 +6,16 @@
 //! and program fd, and the kernel removes the uprobes. The same happens if the
 //! tracer is killed, so no probe can outlive the tracer process.
 
+mod budget;
+
 use std::num::NonZeroU32;
 
 use aya::{
     maps::{MapData, PerCpuArray, RingBuf, StackTraceMap},
-    programs::{uprobe::UProbeScope, ProgramError, UProbe},
+    programs::{
+        uprobe::{UProbeLinkId, UProbeScope},
+        ProgramError, UProbe,
+    },
     Ebpf, EbpfLoader,
 };
 use serde::Serialize;
@@ -20,6 +25,8 @@ use tracer_ebpf::{
 };
 
 use crate::target::{Placement, ProbePoint, Target};
+
+pub use budget::{cost_per_hit_ns, Budget, BudgetStatus, Change, DetachedGroup};
 
 /// The probes object built by `build.rs` (empty when built with AYA_BUILD_SKIP).
 static PROBES_OBJECT: &[u8] =
@@ -104,21 +111,97 @@ impl ProbeCounters {
     }
 }
 
-/// Loaded and attached probes for one target process.
-/// Which optional probes to attach.
-#[derive(Clone, Copy, Debug, Default)]
+/// Probes that are attached and detached together: a goroutine's lifecycle
+/// needs both its spawn and its exit, its scheduling both park and wake.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeGroup {
+    /// `newproc1` RETs and `goexit1`: spawn and exit.
+    Lifecycle,
+    /// `gopark` and `ready`: park and wake, the hottest runtime paths.
+    Scheduling,
+    /// `newproc`: the creator's stack at every `go` statement.
+    CreationStacks,
+}
+
+impl ProbeGroup {
+    pub const ALL: [ProbeGroup; 3] = [
+        ProbeGroup::Lifecycle,
+        ProbeGroup::Scheduling,
+        ProbeGroup::CreationStacks,
+    ];
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            ProbeGroup::Lifecycle => "spawn/exit",
+            ProbeGroup::Scheduling => "park/wake",
+            ProbeGroup::CreationStacks => "creation stacks",
+        }
+    }
+
+    /// Probe hits of this group in `c`.
+    pub fn hits(self, c: &ProbeCounters) -> u64 {
+        match self {
+            ProbeGroup::Lifecycle => c.spawn_hits + c.exit_hits,
+            ProbeGroup::Scheduling => c.park_hits + c.ready_hits,
+            ProbeGroup::CreationStacks => c.creator_stack_hits,
+        }
+    }
+
+    fn programs(self) -> &'static [&'static str] {
+        match self {
+            // Exit before spawn: a goroutine spawned in between whose exit
+            // went unseen would otherwise stay live forever.
+            ProbeGroup::Lifecycle => &[program::EXIT, program::SPAWN],
+            // Wake before park, for the same reason.
+            ProbeGroup::Scheduling => &[program::READY, program::PARK],
+            ProbeGroup::CreationStacks => &[program::CREATOR_STACK],
+        }
+    }
+
+    fn points(self, plan: &crate::target::ProbePlan, program: &str) -> Vec<ProbePoint> {
+        match program {
+            program::SPAWN => plan.spawn.clone(),
+            program::EXIT => vec![plan.exit.clone()],
+            program::PARK => vec![plan.park.clone()],
+            program::READY => vec![plan.ready.clone()],
+            _ => vec![plan.newproc.clone()],
+        }
+    }
+}
+
+/// Which probe groups to attach at first.
+#[derive(Clone, Copy, Debug)]
 pub struct ProbeOptions {
+    pub lifecycle: bool,
+    /// Park and wake probes (`--precise`).
+    pub scheduling: bool,
     /// Record the creating goroutine's stack at every `go` statement: one
     /// more trap per spawn plus a kernel stack walk (see BENCHMARKS.md).
     pub creation_stacks: bool,
 }
 
+impl ProbeOptions {
+    fn wants(&self, group: ProbeGroup) -> bool {
+        match group {
+            ProbeGroup::Lifecycle => self.lifecycle,
+            ProbeGroup::Scheduling => self.scheduling,
+            ProbeGroup::CreationStacks => self.creation_stacks,
+        }
+    }
+}
+
+/// Loaded probes for one target process; groups attach and detach while
+/// the session runs.
 pub struct ProbeSession {
     ebpf: Option<Ebpf>,
     logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
     counters: PerCpuArray<MapData, u64>,
     stacks: StackTraceMap<MapData>,
-    attached: Vec<AttachedProbe>,
+    target_path: std::path::PathBuf,
+    plan: crate::target::ProbePlan,
+    pid: NonZeroU32,
+    attached: Vec<(ProbeGroup, UProbeLinkId, AttachedProbe)>,
 }
 
 /// The probe configuration for a target: its pid and `runtime.g` offsets.
@@ -199,62 +282,20 @@ impl ProbeSession {
         // which reference its map.
         let logger = aya_log::EbpfLogger::init(&mut ebpf).ok();
 
-        let plan = &target.probes;
-        let mut attached = Vec::new();
-        let spawn: Vec<&ProbePoint> = plan.spawn.iter().collect();
-        for (name, points) in [
-            (program::SPAWN, spawn),
-            (program::PARK, vec![&plan.park]),
-            (program::READY, vec![&plan.ready]),
-            (program::EXIT, vec![&plan.exit]),
-            (
-                program::CREATOR_STACK,
-                if options.creation_stacks {
-                    vec![&plan.newproc]
-                } else {
-                    vec![]
-                },
-            ),
-        ] {
-            if points.is_empty() {
-                continue;
-            }
-            let prog: &mut UProbe = ebpf
-                .program_mut(name)
-                .ok_or(ProbeError::MissingProgram { name })?
-                .try_into()
-                .map_err(|source| ProbeError::Verify {
+        for group in ProbeGroup::ALL {
+            for &name in group.programs() {
+                let prog: &mut UProbe = ebpf
+                    .program_mut(name)
+                    .ok_or(ProbeError::MissingProgram { name })?
+                    .try_into()
+                    .map_err(|source| ProbeError::Verify {
+                        name,
+                        source: Box::new(source),
+                    })?;
+                prog.load().map_err(|source| ProbeError::Verify {
                     name,
                     source: Box::new(source),
                 })?;
-            prog.load().map_err(|source| ProbeError::Verify {
-                name,
-                source: Box::new(source),
-            })?;
-            for point in points {
-                prog.attach(
-                    point.file_offset,
-                    &target.attach_path,
-                    UProbeScope::OneProcess(pid_nz),
-                )
-                .map_err(|source| {
-                    if !crate::target::process_is_alive(pid) {
-                        return ProbeError::TargetExited { pid };
-                    }
-                    ProbeError::Attach {
-                        name,
-                        function: point.function.clone(),
-                        offset: point.file_offset,
-                        source: Box::new(source),
-                    }
-                })?;
-                attached.push(AttachedProbe {
-                    program: name,
-                    function: point.function.clone(),
-                    vaddr: point.vaddr,
-                    file_offset: point.file_offset,
-                    placement: point.placement,
-                });
             }
         }
         let events = ebpf
@@ -278,20 +319,102 @@ impl ProbeSession {
             name: STACKS_MAP,
             source,
         })?;
-        Ok((
-            Self {
-                ebpf: Some(ebpf),
-                logger,
-                counters,
-                stacks,
-                attached,
-            },
-            events,
-        ))
+        let mut session = Self {
+            ebpf: Some(ebpf),
+            logger,
+            counters,
+            stacks,
+            target_path: target.attach_path.clone(),
+            plan: target.probes.clone(),
+            pid: pid_nz,
+            attached: Vec::new(),
+        };
+        for group in ProbeGroup::ALL {
+            if options.wants(group) {
+                session.set_attached(group, true)?;
+            }
+        }
+        Ok((session, events))
     }
 
-    pub fn attached(&self) -> &[AttachedProbe] {
-        &self.attached
+    /// Where the probes currently sit.
+    pub fn attached(&self) -> Vec<&AttachedProbe> {
+        self.attached.iter().map(|(_, _, p)| p).collect()
+    }
+
+    pub fn is_attached(&self, group: ProbeGroup) -> bool {
+        self.attached.iter().any(|(g, _, _)| *g == group)
+    }
+
+    /// Attaches or detaches a probe group. Detaching restores the target's
+    /// instructions at once (the kernel removes the breakpoints).
+    pub fn set_attached(&mut self, group: ProbeGroup, on: bool) -> Result<(), ProbeError> {
+        if self.is_attached(group) == on {
+            return Ok(());
+        }
+        let pid = self.pid.get();
+        let ebpf = self.ebpf.as_mut().ok_or(ProbeError::TargetExited { pid })?;
+        if !on {
+            for (g, link, probe) in std::mem::take(&mut self.attached) {
+                if g != group {
+                    self.attached.push((g, link, probe));
+                    continue;
+                }
+                let name = probe.program;
+                let prog: &mut UProbe = ebpf
+                    .program_mut(name)
+                    .ok_or(ProbeError::MissingProgram { name })?
+                    .try_into()
+                    .map_err(|source| ProbeError::Verify {
+                        name,
+                        source: Box::new(source),
+                    })?;
+                // An error here means the link is already gone.
+                let _ = prog.detach(link);
+            }
+            return Ok(());
+        }
+        for &name in group.programs() {
+            let prog: &mut UProbe = ebpf
+                .program_mut(name)
+                .ok_or(ProbeError::MissingProgram { name })?
+                .try_into()
+                .map_err(|source| ProbeError::Verify {
+                    name,
+                    source: Box::new(source),
+                })?;
+            for point in group.points(&self.plan, name) {
+                let link = prog
+                    .attach(
+                        point.file_offset,
+                        &self.target_path,
+                        UProbeScope::OneProcess(self.pid),
+                    )
+                    .map_err(|source| {
+                        if !crate::target::process_is_alive(pid) {
+                            return ProbeError::TargetExited { pid };
+                        }
+                        ProbeError::Attach {
+                            name,
+                            function: point.function.clone(),
+                            offset: point.file_offset,
+                            source: Box::new(source),
+                        }
+                    })?;
+                self.attached.push((
+                    group,
+                    link,
+                    AttachedProbe {
+                        program: name,
+                        function: point.function.clone(),
+                        vaddr: point.vaddr,
+                        file_offset: point.file_offset,
+                        placement: point.placement,
+                    },
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Reads the probes' cumulative counters, summed over CPUs.
@@ -332,6 +455,7 @@ impl ProbeSession {
     /// Removes every uprobe from the target. The ring buffer and counters stay
     /// readable so what was already captured can still be drained.
     pub fn detach(&mut self) {
+        self.attached.clear();
         self.ebpf = None;
         self.logger = None;
     }

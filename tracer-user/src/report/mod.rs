@@ -12,7 +12,7 @@ use std::{
 use serde::Serialize;
 
 use crate::model::{Goroutine, GoroutineState, GoroutineTable, Origin, SiteStats, Totals};
-use crate::probes::ProbeCounters;
+use crate::probes::{BudgetStatus, ProbeCounters, ProbeGroup};
 use crate::suspects::Suspect;
 use crate::target::{memory::symbolization_pc, process_usage, ProcessUsage, Target};
 
@@ -66,6 +66,53 @@ pub struct SiteReport {
     pub stats: SiteStats,
 }
 
+/// How the session traces right now.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ModeReport {
+    /// `default` (spawn/exit probes, states read from memory every interval)
+    /// or `precise` (park/wake probes too).
+    pub name: &'static str,
+    /// Probe groups attached now.
+    pub attached: Vec<ProbeGroup>,
+    /// Where goroutine states and wait times come from: `events` (park/wake
+    /// probes: exact) or `memory reads` (each interval: a wait's start is
+    /// known to within one interval).
+    pub states_from: &'static str,
+    pub budget: BudgetStatus,
+}
+
+impl ModeReport {
+    /// One line for people: "default · spawn/exit probes · states read from
+    /// memory · est. 0.20% of the target's CPU (budget 1%)", plus what the
+    /// budget detached and why.
+    pub fn summary(&self) -> String {
+        let probes = if self.attached.is_empty() {
+            "no probes".to_string()
+        } else {
+            let names: Vec<&str> = self.attached.iter().map(|g| g.describe()).collect();
+            format!("{} probes", names.join(", "))
+        };
+        let budget = match self.budget.max_overhead_pct {
+            Some(max) => format!(
+                "est. {:.2}% of the target's CPU (budget {max}%)",
+                self.budget.estimated_overhead_pct
+            ),
+            None => format!(
+                "est. {:.2}% of the target's CPU",
+                self.budget.estimated_overhead_pct
+            ),
+        };
+        let mut line = format!(
+            "{} · {probes} · states from {} · {budget}",
+            self.name, self.states_from
+        );
+        for d in &self.budget.detached {
+            line.push_str(&format!(" · DETACHED {}", d.reason));
+        }
+        line
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Snapshot {
     pub pid: u32,
@@ -74,6 +121,9 @@ pub struct Snapshot {
     /// CLOCK_MONOTONIC time of this document, comparable with event times.
     pub now_ns: u64,
     pub elapsed_s: f64,
+    /// Which probes and where states come from (`--precise`,
+    /// `--max-overhead`).
+    pub mode: ModeReport,
     pub totals: Totals,
     pub probes: ProbeCounters,
     /// The target's resident memory and threads (`/proc/PID/status`).
@@ -116,6 +166,7 @@ pub struct SnapshotContext<'a> {
     /// List at most this many goroutines per document.
     pub max_goroutines: Option<usize>,
     pub snapshot: Option<SnapshotSummary>,
+    pub mode: ModeReport,
     /// Creator stacks by stack-map id (`--creation-stacks`).
     pub creation_stacks: HashMap<u32, Arc<[u64]>>,
 }
@@ -291,6 +342,7 @@ impl SnapshotContext<'_> {
             binary: self.target.display_path.clone(),
             now_ns: self.now_ns,
             elapsed_s: seconds(self.now_ns.saturating_sub(self.attached_at_ns)),
+            mode: self.mode.clone(),
             totals: table.totals(),
             probes: self.probes,
             process: process_usage(self.pid),
@@ -381,11 +433,12 @@ pub fn human_line(s: &Snapshot, previous: Option<&Totals>) -> String {
 pub fn human_final(s: &Snapshot) -> String {
     let t = &s.totals;
     let mut out = format!(
-        "tracer: {} after {:.1}s — pid {} ({})\n  goroutines: {} live, {} spawned, {} exited ({} of them created before attach), {} first seen after attach\n  events: {} parks, {} wakes, {} lost, {} malformed\n",
+        "tracer: {} after {:.1}s — pid {} ({})\n  mode: {}\n  goroutines: {} live, {} spawned, {} exited ({} of them created before attach), {} first seen after attach\n  events: {} parks, {} wakes, {} lost, {} malformed\n",
         s.ended.as_deref().unwrap_or("stopped"),
         s.elapsed_s,
         s.pid,
         s.go_version,
+        s.mode.summary(),
         t.live,
         t.spawned,
         t.exited,

@@ -10,7 +10,7 @@
 use std::{sync::Arc, time::Instant};
 
 use crate::{
-    model::{GoroutineState, GoroutineTable, SnapshotGoroutine},
+    model::{GoroutineState, GoroutineTable, Reconciled, SnapshotGoroutine},
     report::SnapshotSummary,
     target::{
         memory::{self, GLayout, ProcessMemory, SudogLayout},
@@ -35,6 +35,8 @@ pub struct TargetMemory {
     channel_waits: [bool; 256],
     allglen: u64,
     allgptr: u64,
+    /// `runtime.sched` (runtime address) and `goidgen`'s offset in it.
+    sched: Option<(u64, u64)>,
 }
 
 impl TargetMemory {
@@ -46,7 +48,19 @@ impl TargetMemory {
             channel_waits: channel_waits(target),
             allglen: target.runtime_vars.allglen + target.load_bias,
             allgptr: target.runtime_vars.allgptr + target.load_bias,
+            sched: target
+                .runtime_vars
+                .sched
+                .map(|sched| (sched + target.load_bias, target.offsets.schedt_goidgen)),
         })
+    }
+
+    /// Goroutines the target has created so far (`runtime.sched.goidgen`:
+    /// ids are handed to each P 16 at a time, so this runs up to 16 per P
+    /// ahead of the goroutines actually created). `None` if unknown.
+    pub fn goids_allocated(&self) -> Option<u64> {
+        let (sched, offset) = self.sched?;
+        memory::read_goidgen(&self.memory, sched, offset).ok()
     }
 
     /// Reads the target's goroutine list.
@@ -94,17 +108,18 @@ impl TargetMemory {
         &self,
         table: &mut GoroutineTable,
         started_ns: u64,
-    ) -> Result<(), memory::SnapshotError> {
+        states: bool,
+    ) -> Result<Reconciled, memory::SnapshotError> {
         let snapshot = self.read_list()?;
-        table.reconcile(
+        Ok(table.reconcile(
             snapshot
                 .goroutines
                 .iter()
                 .map(|g| to_model(g, started_ns))
                 .collect(),
             started_ns,
-        );
-        Ok(())
+            states,
+        ))
     }
 
     /// Unwinds the stacks (and reads the channels) of waiting goroutines
@@ -192,6 +207,7 @@ fn to_model(g: &memory::SnapshotGoroutine, seen_at_ns: u64) -> SnapshotGoroutine
         status: g.status,
         wait_reason: g.wait_reason,
         waiting_since_ns: u64::try_from(g.waitsince).ok().filter(|&t| t > 0),
+        tracking_seq: Some(g.tracking_seq),
         seen_at_ns,
     }
 }

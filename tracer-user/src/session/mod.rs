@@ -25,10 +25,10 @@ use self::memory::TargetMemory;
 use crate::{
     cli::AttachArgs,
     model::{decode_event, GoroutineTable},
-    probes::{ProbeOptions, ProbeSession},
-    report::{human_final, SnapshotContext, SnapshotSummary},
+    probes::{Budget, Change, ProbeGroup, ProbeOptions, ProbeSession},
+    report::{human_final, ModeReport, SnapshotContext, SnapshotSummary},
     suspects::SuspectEngine,
-    target::Target,
+    target::{process_cpu_ns, Target},
     tui::{Action, Input, TargetInfo},
 };
 
@@ -86,6 +86,8 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     // during attach is still noticed.
     let pidfd = open_pidfd(pid).with_context(|| format!("cannot watch process {pid}"))?;
     let options = ProbeOptions {
+        lifecycle: true,
+        scheduling: args.precise,
         creation_stacks: args.creation_stacks,
     };
     let (mut probes, ring) = ProbeSession::attach(&target, pid, options)?;
@@ -115,9 +117,15 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
         probes: probes.counters(),
         max_goroutines: args.max_goroutines,
         snapshot,
+        mode: ModeReport::default(),
         creation_stacks: HashMap::new(),
     };
     let mut engine = SuspectEngine::new(args.rules.rules());
+    let mut budget = Budget::new(
+        args.max_overhead
+            .or((!args.precise).then_some(DEFAULT_MAX_OVERHEAD_PCT)),
+    );
+    ctx.mode = mode_report(args, &probes, &budget);
     let mut display = if args.json || args.no_tui || !std::io::stdout().is_terminal() {
         Display::Lines {
             json: args.json,
@@ -128,7 +136,7 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
             pid,
             binary: target.display_path.clone(),
             go_version: target.go_version.raw.clone(),
-            mode: "spawn · park · wake · exit probes".into(),
+            mode: ctx.mode.summary(),
         };
         Display::Dashboard(Box::new(
             Dashboard::open(info, args.no_color).context("cannot open the dashboard")?,
@@ -141,6 +149,7 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
             memory: memory.as_ref(),
             table: &mut table,
             engine: &mut engine,
+            budget: &mut budget,
             ctx: &mut ctx,
             display: &mut display,
         },
@@ -161,6 +170,13 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     let (end, mut ring) = result?;
     drain(&mut ring, &mut table, usize::MAX);
     if let Some(memory) = &memory {
+        if end != End::TargetExited {
+            // A last read: goroutines that exited after the probes came out
+            // go, and without park/wake probes states are brought up to date.
+            if let Err(err) = memory.reconcile(&mut table, monotonic_ns(), !args.precise) {
+                log::warn!("the final read of the goroutine list failed: {err}");
+            }
+        }
         memory.refresh_stacks(&mut table);
     }
     resolve_creation_stacks(&table, &probes, &mut ctx.creation_stacks);
@@ -223,6 +239,7 @@ struct Loop<'a, 't> {
     memory: Option<&'a TargetMemory>,
     table: &'a mut GoroutineTable,
     engine: &'a mut SuspectEngine,
+    budget: &'a mut Budget,
     ctx: &'a mut SnapshotContext<'t>,
     display: &'a mut Display,
 }
@@ -246,6 +263,7 @@ async fn run(
         memory,
         table,
         engine,
+        budget,
         ctx,
         display,
     } = l;
@@ -276,6 +294,12 @@ async fn run(
     let mut rereads = tokio::time::interval_at(start + reread_period, reread_period);
     rereads.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut drain_ticks = tokio::time::interval(DRAIN_PERIOD);
+    // The budget looks often, so that a busy target pays for its probes a
+    // fraction of a second at most.
+    let mut budget_ticks = tokio::time::interval(BUDGET_PERIOD);
+    budget_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The target's goid generator at the last read.
+    let mut goids = memory.and_then(TargetMemory::goids_allocated);
     drain_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let end = loop {
@@ -289,12 +313,20 @@ async fn run(
             _ = drain_ticks.tick() => {
                 drain(ring.get_mut(), table, DRAIN_BATCH);
             }
+            _ = budget_ticks.tick() => {
+                let now = memory.and_then(TargetMemory::goids_allocated);
+                if apply_budget(budget, probes, monotonic_ns(), ctx.pid, now, display) {
+                    // Spawns are counted from the goid generator from here.
+                    goids = now;
+                }
+            }
             _ = rereads.tick(), if args.snapshot_interval.is_some() && memory.is_some() => {
                 drain(ring.get_mut(), table, usize::MAX);
                 if let Some(memory) = memory {
                     let started = std::time::Instant::now();
-                    match memory.reconcile(table, monotonic_ns()) {
-                        Ok(()) => log::info!("goroutine list re-read in {:?}", started.elapsed()),
+                    let states = !probes.is_attached(ProbeGroup::Scheduling);
+                    match memory.reconcile(table, monotonic_ns(), states) {
+                        Ok(_) => log::info!("goroutine list re-read in {:?}", started.elapsed()),
                         Err(err) => log::warn!("re-reading the goroutine list failed: {err}"),
                     }
                 }
@@ -302,6 +334,7 @@ async fn run(
             _ = ticks.tick() => {
                 drain(ring.get_mut(), table, usize::MAX);
                 if let Some(memory) = memory {
+                    goids = sweep(memory, probes, table, goids);
                     memory.refresh_stacks(table);
                 }
                 resolve_creation_stacks(table, probes, &mut ctx.creation_stacks);
@@ -309,6 +342,10 @@ async fn run(
                 ctx.probes = probes.counters();
                 table.set_lost_events(ctx.probes.ringbuf_full);
                 ctx.now_ns = monotonic_ns();
+                ctx.mode = mode_report(args, probes, budget);
+                if let Display::Dashboard(dashboard) = display {
+                    dashboard.app.set_mode(ctx.mode.summary());
+                }
                 let analysis = engine.update(table, ctx.now_ns, ctx.target);
                 if !display.tick(analysis, table, engine, ctx).context("cannot draw the dashboard")? {
                     break End::OutputClosed;
@@ -340,6 +377,95 @@ async fn run(
         }
     };
     Ok((end, ring.into_inner()))
+}
+
+/// How often the overhead budget compares the probes' hit rate with the
+/// target's CPU time.
+const BUDGET_PERIOD: Duration = Duration::from_millis(250);
+
+/// The budget's default cap without `--precise`, percent of the target's CPU.
+const DEFAULT_MAX_OVERHEAD_PCT: f64 = 1.0;
+
+/// The read of the goroutine list done every tick while a probe group is
+/// off: without park/wake probes it sets every goroutine's state; without
+/// spawn/exit probes it adds and removes goroutines and counts, from the
+/// goid generator, those that came and went between two reads. Returns the
+/// goid generator's value.
+fn sweep(
+    memory: &TargetMemory,
+    probes: &ProbeSession,
+    table: &mut GoroutineTable,
+    goids_before: Option<u64>,
+) -> Option<u64> {
+    let scheduling = probes.is_attached(ProbeGroup::Scheduling);
+    let lifecycle = probes.is_attached(ProbeGroup::Lifecycle);
+    if scheduling && lifecycle {
+        return memory.goids_allocated();
+    }
+    let goids = memory.goids_allocated();
+    match memory.reconcile(table, monotonic_ns(), !scheduling) {
+        Ok(read) => {
+            if let (false, Some(now), Some(before)) = (lifecycle, goids, goids_before) {
+                table.count_untraced_spawns(now.saturating_sub(before), read.added);
+            }
+        }
+        Err(err) => log::warn!("reading the goroutine list failed: {err}"),
+    }
+    goids
+}
+
+/// Feeds the budget one tick and carries out what it decides; in the
+/// line-oriented display, says so on stderr (the dashboard shows the mode).
+/// Returns whether the spawn/exit probes came or went.
+fn apply_budget(
+    budget: &mut Budget,
+    probes: &mut ProbeSession,
+    now_ns: u64,
+    pid: u32,
+    goids: Option<u64>,
+    display: &Display,
+) -> bool {
+    let attached: Vec<ProbeGroup> = ProbeGroup::ALL
+        .into_iter()
+        .filter(|&g| probes.is_attached(g))
+        .collect();
+    let Some(cpu_ns) = process_cpu_ns(pid) else {
+        return false;
+    };
+    let mut lifecycle_changed = false;
+    for change in budget.tick(now_ns, probes.counters(), cpu_ns, goids, &attached) {
+        let (group, on, reason) = match &change {
+            Change::Detach { group, reason } => (*group, false, reason),
+            Change::Reattach { group, reason } => (*group, true, reason),
+        };
+        if let Err(err) = probes.set_attached(group, on) {
+            log::warn!("cannot change the {} probes: {err}", group.describe());
+            continue;
+        }
+        lifecycle_changed |= group == ProbeGroup::Lifecycle;
+        if matches!(display, Display::Lines { .. }) {
+            let verb = if on { "re-attached" } else { "detached" };
+            eprintln!("tracer: {verb} {reason}");
+        }
+    }
+    lifecycle_changed
+}
+
+fn mode_report(args: &AttachArgs, probes: &ProbeSession, budget: &Budget) -> ModeReport {
+    let attached: Vec<ProbeGroup> = ProbeGroup::ALL
+        .into_iter()
+        .filter(|&g| probes.is_attached(g))
+        .collect();
+    ModeReport {
+        name: if args.precise { "precise" } else { "default" },
+        states_from: if attached.contains(&ProbeGroup::Scheduling) {
+            "events"
+        } else {
+            "memory reads"
+        },
+        attached,
+        budget: budget.status(),
+    }
 }
 
 /// Reads from the probes' stack map the creator stacks that live goroutines

@@ -404,6 +404,7 @@ fn snapshot_goroutine(goid: u64, site: u64, reason: u8, seen_at: u64) -> Snapsho
         status: 4,
         wait_reason: reason,
         waiting_since_ns: None,
+        tracking_seq: None,
         seen_at_ns: seen_at,
     }
 }

@@ -148,6 +148,15 @@ pub struct RuntimeOffsets {
     pub sudog_c: u64,
     /// `runtime.sudog.waitlink` (the next sudog of `g.waiting`'s list)
     pub sudog_waitlink: u64,
+    /// `runtime.g.trackingSeq` (a `uint8`): incremented by `casgstatus` on
+    /// every transition out of `_Grunning`/`_Gsyscall` (to anything but
+    /// those two), so a goroutine seen waiting twice with the same value did
+    /// not run in between (modulo 256 transitions).
+    pub g_tracking_seq: u64,
+    /// `runtime.schedt.goidgen` (an `atomic.Uint64`, whose 8 bytes are its
+    /// `value`): the last goroutine id handed out to a P's id cache, in
+    /// batches of `_GoidCacheBatch` (16); every goid ever assigned is ≤ it.
+    pub schedt_goidgen: u64,
     /// Size in bytes of `runtime.g`.
     pub g_size: u64,
 }
@@ -159,7 +168,7 @@ impl fmt::Display for RuntimeOffsets {
             "g.goid={} g.parentGoid={} g.gopc={} g.startpc={} g.atomicstatus={} \
              g.waitreason={}({}B) g.m={} g.sched={} gobuf.sp={} gobuf.pc={} gobuf.bp={} m.curg={} \
              g.waitsince={} g.stack.lo={} g.stack.hi={} g.waiting={} sudog.c={} \
-             sudog.waitlink={} sizeof(g)={}",
+             sudog.waitlink={} g.trackingSeq={} schedt.goidgen={} sizeof(g)={}",
             self.g_goid,
             self.g_parent_goid,
             self.g_gopc,
@@ -179,6 +188,8 @@ impl fmt::Display for RuntimeOffsets {
             self.g_waiting,
             self.sudog_c,
             self.sudog_waitlink,
+            self.g_tracking_seq,
+            self.schedt_goidgen,
             self.g_size
         )
     }
@@ -197,17 +208,19 @@ const M: &str = "runtime.m";
 const GOBUF: &str = "runtime.gobuf";
 const STACK: &str = "runtime.stack";
 const SUDOG: &str = "runtime.sudog";
+const SCHEDT: &str = "runtime.schedt";
 /// Type of `sudog.c` from Go 1.26: `struct { maybeTraceablePtr }`.
 const MAYBE_TRACEABLE_CHAN: &str = "runtime.maybeTraceableChan";
 /// `struct { vp unsafe.Pointer; vu uintptr }`: `vu` is the address.
 const MAYBE_TRACEABLE_PTR: &str = "runtime.maybeTraceablePtr";
 
 /// Reads [`RuntimeOffsets`] from the `runtime.g`, `runtime.m`,
-/// `runtime.gobuf`, `runtime.stack` and `runtime.sudog` struct types.
+/// `runtime.gobuf`, `runtime.stack`, `runtime.sudog` and `runtime.schedt`
+/// struct types.
 pub(crate) fn runtime_offsets(
     dwarf: &gimli::Dwarf<Reader>,
 ) -> Result<RuntimeOffsets, DwarfProblem> {
-    let structs = find_structs(dwarf, &[G, M, GOBUF, STACK, SUDOG])?;
+    let structs = find_structs(dwarf, &[G, M, GOBUF, STACK, SUDOG, SCHEDT])?;
     let layout = |type_name: &'static str| {
         structs
             .get(type_name)
@@ -232,6 +245,26 @@ pub(crate) fn runtime_offsets(
             })
         }
     };
+    // A field read with a fixed width: its type must have that size.
+    let sized = |type_name: &'static str,
+                 name: &'static str,
+                 size: u64,
+                 described: &'static str|
+     -> Result<u64, DwarfProblem> {
+        let member = field(type_name, name)?;
+        if member.type_size != Some(size) {
+            return Err(DwarfProblem::MissingField {
+                type_name,
+                field: described,
+            });
+        }
+        Ok(member.offset)
+    };
+    // `goidgen` is an `atomic.Uint64` (`struct { noCopy; _ align64; value
+    // uint64 }`; the first two are empty) or, in principle, a plain `uint64`:
+    // 8 bytes either way, the value at the member's own offset.
+    let schedt_goidgen = sized(SCHEDT, "goidgen", 8, "goidgen (an 8-byte atomic.Uint64)")?;
+    let g_tracking_seq = sized(G, "trackingSeq", 1, "trackingSeq (a uint8)")?;
     let waitreason = field(G, "waitreason")?;
     let stack = field(G, "stack")?.offset;
     let g_size = layout(G)?.size.ok_or(DwarfProblem::MissingField {
@@ -258,6 +291,8 @@ pub(crate) fn runtime_offsets(
         g_waiting: field(G, "waiting")?.offset,
         sudog_c,
         sudog_waitlink: field(SUDOG, "waitlink")?.offset,
+        g_tracking_seq,
+        schedt_goidgen,
         g_size,
     })
 }

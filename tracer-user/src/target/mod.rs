@@ -10,7 +10,8 @@
 //!   [`Symbolizer`];
 //! - `offsets_table` — generated offsets and wait reasons per Go minor
 //!   version, for binaries without DWARF ([`OffsetsSource::Table`]);
-//! - `runtime_vars` — where the goroutine list is ([`RuntimeVars`]);
+//! - `runtime_vars` — where the goroutine list and the scheduler
+//!   (`runtime.sched`) are ([`RuntimeVars`]);
 //! - `disasm` — where in a function a uprobe goes ([`Placement`]);
 //! - `wait_reasons` — `g.waitreason` code → the runtime's string ([`WaitReasons`]);
 //! - `process` — `/proc/PID/{exe,maps,mem}`.
@@ -35,8 +36,8 @@ use std::sync::Arc;
 pub use buildinfo::GoVersion;
 pub use disasm::Placement;
 pub use dwarf::{Frame, RuntimeOffsets, Symbolizer};
-pub use process::{process_is_alive, process_usage, ProcessUsage};
-pub use runtime_vars::RuntimeVars;
+pub use process::{process_cpu_ns, process_is_alive, process_usage, ProcessUsage};
+pub use runtime_vars::{RuntimeVars, SchedSource, GOID_CACHE_BATCH};
 pub use wait_reasons::WaitReasons;
 
 use buildinfo::SUPPORTED_RANGE;
@@ -98,6 +99,12 @@ pub enum TargetError {
     NoOffsetsForVersion { what: String, minor: u32 },
     #[error("{what}: cannot locate runtime.allglen/runtime.allgptr in {function}: {reason}")]
     RuntimeVars {
+        what: String,
+        function: String,
+        reason: String,
+    },
+    #[error("{what}: cannot locate runtime.sched in {function}: {reason}")]
+    Sched {
         what: String,
         function: String,
         reason: String,
@@ -220,7 +227,8 @@ pub struct Target {
     pub probes: ProbePlan,
     pub wait_reasons: WaitReasons,
     pub wait_reasons_source: WaitReasonsSource,
-    /// Link-time addresses of `runtime.allglen` / `runtime.allgptr`.
+    /// Link-time addresses of `runtime.allglen` / `runtime.allgptr` and,
+    /// when found, `runtime.sched`.
     pub runtime_vars: RuntimeVars,
     pub symbolizer: Symbolizer,
     /// Runtime address − ELF virtual address. 0 for a non-PIE executable and
@@ -366,7 +374,6 @@ fn inspect(
 ) -> Result<Target, TargetError> {
     let go_version = go_version(elf.section_data(".go.buildinfo").unwrap_or_default(), what)?;
     let probes = plan_probes(elf, what)?;
-    let runtime_vars = find_runtime_vars(elf, what)?;
     let (wait_reasons, wait_reasons_source) =
         read_wait_reasons(elf, what, pid, load_bias, &go_version)?;
     let dwarf = match dwarf::load(elf) {
@@ -393,6 +400,7 @@ fn inspect(
             (entry.offsets, OffsetsSource::Table)
         }
     };
+    let runtime_vars = find_runtime_vars(elf, what, &offsets)?;
     let symbolizer =
         Symbolizer::new(dwarf, elf.function_table()).map_err(|p| dwarf_error(p, what))?;
     let (symbolizer, pclntab_version) = match elf.pclntab() {
@@ -521,23 +529,71 @@ fn plan_probes(elf: &ElfImage<'_>, what: &str) -> Result<ProbePlan, TargetError>
 }
 
 /// `runtime.allglen`/`runtime.allgptr` from `.symtab`, else from the code
-/// of `runtime.forEachGRace`.
-fn find_runtime_vars(elf: &ElfImage<'_>, what: &str) -> Result<RuntimeVars, TargetError> {
-    if let Some(vars) = runtime_vars::from_symtab(elf) {
-        return Ok(vars);
-    }
-    runtime_vars_from_code(elf, what)
+/// of `runtime.forEachGRace`; `runtime.sched` from `.symtab`, else from the
+/// code of `runtime.newproc1`, else absent (not an error: only counting
+/// goroutine creations without probes needs it).
+fn find_runtime_vars(
+    elf: &ElfImage<'_>,
+    what: &str,
+    offsets: &RuntimeOffsets,
+) -> Result<RuntimeVars, TargetError> {
+    let allgs = match runtime_vars::allgs_from_symtab(elf) {
+        Some(allgs) => allgs,
+        None => allgs_from_code(elf, what)?,
+    };
+    let (sched, sched_source) = match runtime_vars::sched_from_symtab(elf) {
+        Some(sched) => (Some(sched), SchedSource::Symtab),
+        None => match sched_from_code(elf, what, offsets) {
+            Ok(sched) => (Some(sched), SchedSource::Disassembly),
+            Err(e) => {
+                log::info!("{e}: goroutine creations cannot be counted without probes");
+                (None, SchedSource::Absent)
+            }
+        },
+    };
+    Ok(RuntimeVars {
+        allglen: allgs.allglen,
+        allgptr: allgs.allgptr,
+        sched,
+        sched_source,
+    })
 }
 
-/// The disassembly path of [`find_runtime_vars`] (also used by the tests on
-/// unstripped binaries, to compare with `.symtab`).
-fn runtime_vars_from_code(elf: &ElfImage<'_>, what: &str) -> Result<RuntimeVars, TargetError> {
+/// The disassembly path for `runtime.allglen`/`runtime.allgptr` (also used
+/// by the tests on unstripped binaries, to compare with `.symtab`).
+fn allgs_from_code(elf: &ElfImage<'_>, what: &str) -> Result<runtime_vars::AllGs, TargetError> {
     let function = runtime_vars::FOR_EACH_G_RACE;
     let (start, code) = function_code(elf, what, function)?;
-    runtime_vars::from_for_each_g_race(code, start).map_err(|reason| TargetError::RuntimeVars {
+    runtime_vars::allgs_from_for_each_g_race(code, start).map_err(|reason| {
+        TargetError::RuntimeVars {
+            what: what.to_string(),
+            function: function.to_string(),
+            reason,
+        }
+    })
+}
+
+/// The disassembly path for `runtime.sched`: `&sched.goidgen` from the code
+/// of `runtime.newproc1`, minus `offsetof(schedt, goidgen)` (also used by
+/// the tests on unstripped binaries, to compare with `.symtab`).
+fn sched_from_code(
+    elf: &ElfImage<'_>,
+    what: &str,
+    offsets: &RuntimeOffsets,
+) -> Result<u64, TargetError> {
+    let function = NEWPROC1;
+    let error = |reason: String| TargetError::Sched {
         what: what.to_string(),
         function: function.to_string(),
         reason,
+    };
+    let (start, code) = function_code(elf, what, function)?;
+    let goidgen = runtime_vars::goidgen_from_newproc1(code, start).map_err(error)?;
+    goidgen.checked_sub(offsets.schedt_goidgen).ok_or_else(|| {
+        error(format!(
+            "sched.goidgen at {goidgen:#x} is below its offset {}",
+            offsets.schedt_goidgen
+        ))
     })
 }
 

@@ -22,6 +22,27 @@ pub fn process_is_alive(pid: u32) -> bool {
     }
 }
 
+/// CPU time the process has used so far (user + system, all threads), in
+/// ns; `None` when it is gone.
+pub fn process_cpu_ns(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks = parse_cpu_ticks(&stat)?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|&h| h > 0)?;
+    Some(ticks * (1_000_000_000 / hz))
+}
+
+/// utime + stime (fields 14 and 15 of `/proc/PID/stat`, after the command
+/// name, which may contain spaces and parentheses).
+fn parse_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
 /// The target's resident memory and thread count, from `/proc/PID/status`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ProcessUsage {
@@ -330,5 +351,14 @@ mod usage_tests {
         let own = process_usage(std::process::id());
         assert!(own.rss_bytes.unwrap() > 0 && own.threads.unwrap() >= 1);
         assert_eq!(process_usage(u32::MAX), ProcessUsage::default());
+    }
+
+    #[test]
+    fn cpu_time_is_utime_plus_stime() {
+        let stat = "42 (a (weird) name) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
+        assert_eq!(parse_cpu_ticks(stat), Some(300));
+        assert_eq!(parse_cpu_ticks("garbage"), None);
+        assert!(process_cpu_ns(std::process::id()).is_some());
+        assert_eq!(process_cpu_ns(u32::MAX), None);
     }
 }

@@ -256,7 +256,7 @@ func main() {
 "#;
 
 /// Prints the members of `runtime.g`, `runtime.m`, `runtime.gobuf`,
-/// `runtime.stack`, `runtime.sudog` (and, from Go 1.26, the
+/// `runtime.stack`, `runtime.sudog`, `runtime.schedt` (and, from Go 1.26, the
 /// `runtime.maybeTraceableChan`/`maybeTraceablePtr` of `sudog.c`) as Go's
 /// `debug/dwarf` sees them: `type.field offset size` (and
 /// `type.(size) size size` for the struct itself).
@@ -279,7 +279,8 @@ func main() {
 		panic(err)
 	}
 	want := map[string]bool{"runtime.g": true, "runtime.m": true, "runtime.gobuf": true, "runtime.stack": true,
-		"runtime.sudog": true, "runtime.maybeTraceableChan": true, "runtime.maybeTraceablePtr": true}
+		"runtime.sudog": true, "runtime.maybeTraceableChan": true, "runtime.maybeTraceablePtr": true,
+		"runtime.schedt": true}
 	r := d.Reader()
 	for len(want) > 0 {
 		e, err := r.Next()
@@ -373,6 +374,10 @@ fn offsets_match_go_debug_dwarf_on_every_toolchain() {
         assert_eq!(o.g_waiting, off("runtime.g.waiting"));
         assert_eq!(fields["runtime.g.waiting"].1, 8);
         assert_eq!(o.sudog_waitlink, off("runtime.sudog.waitlink"));
+        assert_eq!(o.g_tracking_seq, off("runtime.g.trackingSeq"));
+        assert_eq!(fields["runtime.g.trackingSeq"].1, 1);
+        assert_eq!(o.schedt_goidgen, off("runtime.schedt.goidgen"));
+        assert_eq!(fields["runtime.schedt.goidgen"].1, 8);
         // sudog.c: a *hchan up to Go 1.25, then a maybeTraceableChan whose
         // address word is maybeTraceablePtr.vu.
         let minor = target.go_version.minor;

@@ -240,6 +240,12 @@ impl App {
         }
     }
 
+    /// The tracing mode shown in the header and the Overview; it changes
+    /// when the overhead budget detaches or re-attaches probes.
+    pub fn set_mode(&mut self, mode: String) {
+        self.info.mode = mode;
+    }
+
     /// Takes the data of a tick. While paused it is kept aside (the
     /// Overview's history still records it).
     pub fn update(&mut self, frame: Frame) {

@@ -70,6 +70,8 @@ pub struct GLayout {
     pub stack_hi: u64,
     /// `g.waiting` (see [`super::read_wait_channels`]).
     pub waiting: u64,
+    /// `g.trackingSeq` (one byte).
+    pub tracking_seq: u64,
     pub g_size: u64,
 }
 
@@ -94,12 +96,13 @@ impl GLayout {
             stack_lo: o.g_stack_lo,
             stack_hi: o.g_stack_hi,
             waiting: o.g_waiting,
+            tracking_seq: o.g_tracking_seq,
             g_size: o.g_size,
         }
     }
 
     /// (offset, size) of every field read.
-    fn fields(&self) -> [(u64, u64); 13] {
+    fn fields(&self) -> [(u64, u64); 14] {
         [
             (self.goid, 8),
             (self.parent_goid, 8),
@@ -114,6 +117,7 @@ impl GLayout {
             (self.stack_lo, 8),
             (self.stack_hi, 8),
             (self.waiting, 8),
+            (self.tracking_seq, 1),
         ]
     }
 
@@ -174,6 +178,12 @@ pub struct SnapshotGoroutine {
     /// blocked in a channel operation or `select` (0 or unrelated for other
     /// waits). See [`super::read_wait_channels`].
     pub waiting: u64,
+    /// `g.trackingSeq`: starts at a random value and wraps; `casgstatus`
+    /// adds one on every transition out of `_Grunning`/`_Gsyscall` (other
+    /// than between those two). A goroutine read as waiting twice with the
+    /// same value did not run in between, unless it ran a multiple of 256
+    /// times; a different value means it woke (and parked again).
+    pub tracking_seq: u8,
 }
 
 impl SnapshotGoroutine {
@@ -412,6 +422,7 @@ fn decode(layout: &GLayout, span_start: u64, g_addr: u64, bytes: &[u8]) -> Snaps
         stack_lo: le_u64(bytes, field(layout.stack_lo)),
         stack_hi: le_u64(bytes, field(layout.stack_hi)),
         waiting: le_u64(bytes, field(layout.waiting)),
+        tracking_seq: bytes.get(field(layout.tracking_seq)).copied().unwrap_or(0),
     }
 }
 

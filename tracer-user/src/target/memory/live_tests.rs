@@ -28,7 +28,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::target::{tests, Target};
+use crate::target::{tests, OffsetsSource, SchedSource, Target, GOID_CACHE_BATCH};
 
 /// Versions the test runs on, and how many idle goroutines each target has.
 const RUNS: [(&str, usize); 2] = [("go1.26.6", 100_000), ("go1.22.10", 10_000)];
@@ -579,14 +579,19 @@ fn check(version: &'static str, crowd: usize) {
     });
     assert_eq!(one_by_one, stacks, "{version}");
     eprintln!("{version}: unwind one goroutine at a time: {took:?}");
-    // Re-reading the g addresses gives the same goroutines.
+    // Re-reading the g addresses gives the same goroutines, in the same
+    // state: nothing ran, so the same g.trackingSeq.
     let addrs: Vec<u64> = snapshot.goroutines.iter().map(|g| g.g_addr).collect();
     let reread = read_gs(&live.memory, &addrs, &live.layout);
     let same = snapshot
         .goroutines
         .iter()
         .zip(&reread)
-        .filter(|(g, again)| again.is_some_and(|a| a.goid == g.goid && a.status == g.status))
+        .filter(|(g, again)| {
+            again.is_some_and(|a| {
+                (a.goid, a.status, a.tracking_seq) == (g.goid, g.status, g.tracking_seq)
+            })
+        })
         .count();
     assert!(
         same + 8 >= snapshot.goroutines.len(),
@@ -983,5 +988,275 @@ fn live_wait_channels_match_the_programs_own_channels() {
     }
     for version in CHANNEL_RUNS {
         check_channels(version);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// g.trackingSeq and runtime.sched.goidgen
+
+/// A goroutine (the sleeper) parked on a channel receive, woken on demand;
+/// goroutines spawned on demand, which print their goids and stay parked.
+/// Every goroutine gets its goid from its own `runtime.Stack` header.
+const SEQ_PROGRAM: &str = r#"package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+var (
+	wake  = make(chan int)
+	awake = make(chan int)
+	hold  = make(chan int) // never sent to: spawned goroutines stay
+)
+
+func goid() uint64 {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _ := strconv.ParseUint(strings.Fields(string(buf))[1], 10, 64)
+	return id
+}
+
+//go:noinline
+func sleeper(ids chan<- uint64) {
+	ids <- goid()
+	for range wake {
+		awake <- 1
+	}
+}
+
+//go:noinline
+func spawned(ids chan<- uint64) {
+	ids <- goid()
+	<-hold
+}
+
+func main() {
+	ids := make(chan uint64)
+	go sleeper(ids)
+	fmt.Println("sleeper", <-ids)
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		words := strings.Fields(in.Text())
+		switch words[0] {
+		case "wake":
+			// The sleeper receives, answers and parks again on wake.
+			wake <- 1
+			<-awake
+			fmt.Println("woken")
+		case "gc":
+			// Scans every stack: parked goroutines get the _Gscan bit,
+			// not a status transition through casgstatus.
+			runtime.GC()
+			fmt.Println("collected")
+		case "spawn":
+			n, _ := strconv.Atoi(words[1])
+			var highest uint64
+			for i := 0; i < n; i++ {
+				go spawned(ids)
+				if id := <-ids; id > highest {
+					highest = id
+				}
+			}
+			fmt.Println("spawned", highest)
+		}
+	}
+}
+"#;
+
+/// How long a woken goroutine may take to park again.
+const REPARK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The number after `word` on the program's next line starting with it.
+fn answer(running: &Running, word: &str) -> u64 {
+    loop {
+        let line = running.next_line();
+        if let Some(value) = line.strip_prefix(word).and_then(|r| r.strip_prefix(' ')) {
+            return value.parse().unwrap();
+        }
+    }
+}
+
+fn check_tracking_seq_and_goidgen(toolchain: &tests::Toolchain, stripped: bool) {
+    let flags: &[&str] = if stripped {
+        &["-buildmode=pie", "-ldflags=-s -w"]
+    } else {
+        &[]
+    };
+    let name = if stripped { "seq-sw-pie" } else { "seq" };
+    let program = tests::build(toolchain, name, SEQ_PROGRAM, flags, "amd64");
+    let label = format!("{} {name}", toolchain.version);
+    let mut child = Command::new(&program)
+        // One P: goids are handed out from one cache, so goidgen stays
+        // within a batch (16) of the highest goid, and the sleeper's
+        // wake-up is one run between two parks.
+        .env("GOMAXPROCS", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = line_reader(child.stdout.take().unwrap());
+    let stdin = child.stdin.take().unwrap();
+    let mut running = Running {
+        child,
+        stdin,
+        stdout,
+        stderr: mpsc::channel().1,
+    };
+    let sleeper_goid = answer(&running, "sleeper");
+    let pid = running.child.id();
+    let target = Target::from_pid(pid).unwrap();
+    let (expected_offsets, expected_sched) = if stripped {
+        (OffsetsSource::Table, SchedSource::Disassembly)
+    } else {
+        (OffsetsSource::Dwarf, SchedSource::Symtab)
+    };
+    assert_eq!(target.offsets_source, expected_offsets, "{label}");
+    assert_eq!(target.runtime_vars.sched_source, expected_sched, "{label}");
+    if stripped {
+        assert_ne!(target.load_bias, 0, "{label}");
+    }
+    let memory = ProcessMemory::open(pid).unwrap();
+    let layout = GLayout::from_offsets(&target.offsets);
+    let vars = target.runtime_vars;
+    let snapshot = || {
+        read_goroutines(
+            &memory,
+            vars.allglen + target.load_bias,
+            vars.allgptr + target.load_bias,
+            &layout,
+            LIMIT,
+        )
+        .unwrap()
+    };
+    let sched = vars.sched.unwrap() + target.load_bias;
+    let goidgen = || read_goidgen(&memory, sched, target.offsets.schedt_goidgen).unwrap();
+
+    // 1. g.trackingSeq: unchanged while the sleeper stays parked (even
+    //    through a GC that scans its stack), changed by every wake-up.
+    let sleeper_g = |deadline: Instant| -> SnapshotGoroutine {
+        let g = snapshot()
+            .goroutines
+            .into_iter()
+            .find(|g| g.goid == sleeper_goid)
+            .unwrap_or_else(|| panic!("{label}: sleeper {sleeper_goid} not in allgs"));
+        // Poll until it is parked on its channel again.
+        let mut g = g;
+        while !(g.status == status::WAITING
+            && target.wait_reasons.name(g.wait_reason) == Some("chan receive"))
+        {
+            assert!(Instant::now() < deadline, "{label}: sleeper stays {g:?}");
+            std::thread::sleep(Duration::from_millis(1));
+            g = read_gs(&memory, &[g.g_addr], &layout)[0]
+                .filter(|again| again.goid == sleeper_goid)
+                .unwrap_or(g);
+        }
+        g
+    };
+    let mut parked = sleeper_g(Instant::now() + REPARK_TIMEOUT);
+    let mut deltas = Vec::new();
+    for round in 0..5 {
+        std::thread::sleep(Duration::from_millis(20));
+        running.command("gc");
+        running.wait_for("collected");
+        let still = read_gs(&memory, &[parked.g_addr], &layout)[0].unwrap();
+        assert_eq!(
+            (still.goid, still.status, still.tracking_seq),
+            (sleeper_goid, status::WAITING, parked.tracking_seq),
+            "{label} round {round}: parked all along"
+        );
+        running.command("wake");
+        running.wait_for("woken");
+        let again = sleeper_g(Instant::now() + REPARK_TIMEOUT);
+        assert_eq!(again.g_addr, parked.g_addr, "{label}");
+        let delta = again.tracking_seq.wrapping_sub(parked.tracking_seq);
+        // One park per wake-up (a preemption may add one).
+        assert!(
+            (1..=3).contains(&delta),
+            "{label} round {round}: trackingSeq {} -> {}",
+            parked.tracking_seq,
+            again.tracking_seq
+        );
+        deltas.push(delta);
+        parked = again;
+    }
+
+    // 2. sched.goidgen: at least every goid handed out, at most a batch
+    //    ahead. It moves in whole batches (Ps reserve 16 ids at a time), so
+    //    after K creations it has grown by K to within a batch: the ids
+    //    already reserved are used first, the last batch is not used up.
+    let batch = GOID_CACHE_BATCH;
+    let before = goidgen();
+    let highest_live = snapshot().goroutines.iter().map(|g| g.goid).max().unwrap();
+    assert!(
+        before >= highest_live && before >= sleeper_goid,
+        "{label}: goidgen {before} < goid {highest_live}"
+    );
+    assert_eq!(before % batch, 0, "{label}: goidgen {before}");
+    let mut last = before;
+    let mut created = 0;
+    for spawn in [1000, 37, 1, 16] {
+        running.command(&format!("spawn {spawn}"));
+        let highest = answer(&running, "spawned");
+        let now = goidgen();
+        created += spawn;
+        assert!(now >= highest, "{label}: goidgen {now} < goid {highest}");
+        // One P: what is left of its cache (< 16), plus perhaps a batch
+        // taken by a runtime goroutine started meanwhile (a GC worker).
+        assert!(
+            now - highest < 2 * batch,
+            "{label}: goidgen {now}, highest goid {highest}"
+        );
+        let grown = now - last;
+        assert!(
+            grown % batch == 0 && grown + batch > spawn && grown < spawn + 2 * batch,
+            "{label}: goidgen {last} -> {now} after {spawn} goroutines"
+        );
+        last = now;
+    }
+    assert!(
+        last - before + batch > created,
+        "{label}: goidgen {before} -> {last} after {created} goroutines"
+    );
+    eprintln!(
+        "{label}: sched @ {sched:#x} ({}), trackingSeq +{deltas:?} over 5 wake-ups, \
+         goidgen {before} -> {last}",
+        vars.sched_source
+    );
+}
+
+#[test]
+fn live_tracking_seq_and_goidgen_follow_the_program() {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            !in_ci(),
+            "the trackingSeq/goidgen live test must run as root in CI"
+        );
+        eprintln!(
+            "trackingSeq/goidgen live test: skipped, needs root to read another process's memory"
+        );
+        return;
+    }
+    let toolchains = tests::toolchains();
+    if toolchains.is_empty() {
+        assert!(
+            !in_ci(),
+            "no Go toolchain under target/toolchains (CI must provide them)"
+        );
+        eprintln!(
+            "trackingSeq/goidgen live test: skipped, no Go toolchain under target/toolchains"
+        );
+        return;
+    }
+    for toolchain in &toolchains {
+        for stripped in [false, true] {
+            check_tracking_seq_and_goidgen(toolchain, stripped);
+        }
     }
 }

@@ -15,7 +15,9 @@
 //!   goroutines from their saved `g.sched`; [`symbolization_pc`] says which
 //!   pc to symbolize per frame;
 //! - [`read_wait_channels`] follows their `g.waiting` sudog lists to the
-//!   channels they are blocked on (channel operations and `select`).
+//!   channels they are blocked on (channel operations and `select`);
+//! - [`read_goidgen`] reads `runtime.sched.goidgen`, the goroutine-id
+//!   generator (how many goroutines were ever created, to within a batch).
 //!
 //! Many small reads are sorted by address and merged with their neighbours
 //! (`coalesce`): the kernel's cost is per read more than per byte. On the
@@ -36,6 +38,7 @@ mod coalesce;
 mod goroutines;
 mod image;
 mod process;
+mod sched;
 mod unwind;
 
 #[cfg(test)]
@@ -52,6 +55,7 @@ pub use goroutines::{
 };
 pub use image::ImageMemory;
 pub use process::{ProcessMemory, ReadMethod};
+pub use sched::read_goidgen;
 pub use unwind::{symbolization_pc, unwind, unwind_all, unwind_context, StackContext};
 
 /// Why a read of target memory failed.

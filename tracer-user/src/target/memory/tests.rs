@@ -21,6 +21,7 @@ const LAYOUT: GLayout = GLayout {
     goid: 152,
     waitsince: 168,
     waitreason: 176,
+    tracking_seq: 191,
     waiting: 192,
     parent_goid: 264,
     gopc: 280,
@@ -78,6 +79,8 @@ struct GSpec {
     stack: (u64, u64),
     /// `g.waiting`
     waiting: u64,
+    /// `g.trackingSeq`
+    tracking_seq: u8,
 }
 
 /// A waiting goroutine (slot `i`) parked in gopark ← chanrecv ← worker ←
@@ -91,6 +94,7 @@ fn parked(i: usize, goid: u64) -> GSpec {
         sched: (PC_GOPARK, hi - 0x220, hi - 0x200),
         stack: (lo, hi),
         waiting: sudog_addr(i),
+        tracking_seq: 0xf0 ^ goid as u8,
     }
 }
 
@@ -104,6 +108,7 @@ fn running(i: usize, goid: u64) -> GSpec {
         sched: (0x1111, 0x2222, 0x3333),
         stack: (lo, hi),
         waiting: 0,
+        tracking_seq: 0xf0 ^ goid as u8,
     }
 }
 
@@ -117,6 +122,7 @@ fn fresh(i: usize, goid: u64) -> GSpec {
         sched: (0x48_9a00, hi - 8, 0),
         stack: (lo, hi),
         waiting: 0,
+        tracking_seq: 0xf0 ^ goid as u8,
     }
 }
 
@@ -129,6 +135,7 @@ fn dead() -> GSpec {
         sched: (0, 0, 0),
         stack: (0, 0),
         waiting: 0,
+        tracking_seq: 0,
     }
 }
 
@@ -157,6 +164,7 @@ impl GSpec {
         put(LAYOUT.stack_lo, &self.stack.0.to_le_bytes());
         put(LAYOUT.stack_hi, &self.stack.1.to_le_bytes());
         put(LAYOUT.waiting, &self.waiting.to_le_bytes());
+        put(LAYOUT.tracking_seq, &[self.tracking_seq]);
         image.map(g, bytes);
     }
 }
@@ -240,6 +248,7 @@ fn reads_every_field_of_every_live_goroutine() {
             stack_lo: lo,
             stack_hi: hi,
             waiting: sudog_addr(1),
+            tracking_seq: 0xf7,
         }
     );
     assert_eq!(snapshot.goroutines[0].status, status::RUNNING);
@@ -317,10 +326,12 @@ fn layout_from_runtime_offsets() {
         gobuf_bp: 40,
         g_stack_lo: 0,
         g_stack_hi: 8,
+        g_tracking_seq: 191,
         g_size: 440,
         ..Default::default()
     };
     let layout = GLayout::from_offsets(&offsets);
+    assert_eq!(layout.tracking_seq, 191);
     assert_eq!(
         (layout.sched_sp, layout.sched_pc, layout.sched_bp),
         (56, 64, 96)
@@ -529,6 +540,11 @@ fn inconsistent_layouts_are_refused() {
             startpc: 440,
             ..LAYOUT
         },
+        // One byte, ending past sizeof(g).
+        GLayout {
+            tracking_seq: 440,
+            ..LAYOUT
+        },
         GLayout {
             goid: u64::MAX - 2,
             g_size: 0,
@@ -585,6 +601,7 @@ fn both_unwinders(image: &ImageMemory, context: &StackContext, max: usize) -> Ve
         stack_lo: context.stack_lo,
         stack_hi: context.stack_hi,
         waiting: 0,
+        tracking_seq: 0,
     };
     assert_eq!(unwind(image, &g, max), single);
     assert_eq!(unwind_all(image, &[g], max), std::slice::from_ref(&single));
@@ -814,11 +831,56 @@ fn re_reading_g_addresses_validates_each_one() {
         .collect();
     // Dead, null and unmapped: None; the same g twice is not a duplicate here.
     assert_eq!(goids, [Some(7), Some(1), None, None, None, Some(7)]);
+    // g.trackingSeq is re-read too: the goroutine ran (and parked again)
+    // since the snapshot, the runtime incremented it (wrapping).
+    let before = snapshot(&image).unwrap().goroutines[1];
+    assert_eq!((before.goid, before.tracking_seq), (7, 0xf7));
+    let mut image = image;
+    assert!(image.write(g_addr(1) + LAYOUT.tracking_seq, &[0xf8]));
+    let again = read_gs(&image, &[g_addr(1)], &LAYOUT)[0].unwrap();
+    assert_eq!(
+        again,
+        SnapshotGoroutine {
+            tracking_seq: 0xf8,
+            ..before
+        }
+    );
+    assert!(image.write(g_addr(1) + LAYOUT.tracking_seq, &[0x00]));
+    assert_eq!(
+        read_gs(&image, &[g_addr(1)], &LAYOUT)[0]
+            .unwrap()
+            .tracking_seq,
+        0
+    );
     let bad = GLayout {
         goid: 100_000,
         ..LAYOUT
     };
     assert_eq!(read_gs(&image, &addrs, &bad), vec![None; addrs.len()]);
+}
+
+#[test]
+fn goidgen_is_read_at_sched_plus_its_offset() {
+    const SCHED: u64 = 0x57_dba0;
+    let mut image = ImageMemory::new();
+    image.map_zeroed(SCHED, 0x100);
+    assert!(image.write_u64(SCHED, 1_234_567));
+    assert!(image.write_u64(SCHED + 8, 42));
+    assert_eq!(read_goidgen(&image, SCHED, 0).unwrap(), 1_234_567);
+    assert_eq!(read_goidgen(&image, SCHED, 8).unwrap(), 42);
+    let error = read_goidgen(&image, SCHED, 0x100).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "cannot read runtime.sched.goidgen at {:#x}: 8 bytes at {:#x} are not mapped in the target",
+            SCHED + 0x100,
+            SCHED + 0x100
+        )
+    );
+    assert!(matches!(
+        read_goidgen(&image, u64::MAX - 4, 8),
+        Err(SnapshotError::BadLayout { .. })
+    ));
 }
 
 // ---------------------------------------------------------------------------

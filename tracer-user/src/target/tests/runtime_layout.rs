@@ -1,9 +1,9 @@
 //! What the probes and the memory reader need when a binary has no DWARF or
 //! no `.symtab`: the generated offsets table (vs DWARF and each version's
-//! `runtime2.go`) and where `runtime.allglen`/`runtime.allgptr` are (vs
-//! `.symtab`, and in the running program vs its own goroutine dump), for
-//! every toolchain and for plain, PIE, `-ldflags="-s -w"` and `strip`(1)
-//! builds.
+//! `runtime2.go`) and where `runtime.allglen`/`runtime.allgptr` and
+//! `runtime.sched` are (vs `.symtab`, and in the running program vs its own
+//! goroutine dump), for every toolchain and for plain, PIE,
+//! `-ldflags="-s -w"` and `strip`(1) builds.
 
 use object::{Object, ObjectSection};
 
@@ -112,7 +112,7 @@ fn a_version_without_table_entry_needs_dwarf() {
 }
 
 // ---------------------------------------------------------------------------
-// runtime.allglen / runtime.allgptr
+// runtime.allglen / runtime.allgptr / runtime.sched
 
 /// `-ldflags="-s -w"` build of [`PROGRAM`].
 fn stripped_build(toolchain: &Toolchain, pie: bool) -> PathBuf {
@@ -205,8 +205,8 @@ fn section_relative(file: &[u8], vaddr: u64) -> (String, u64) {
 }
 
 #[test]
-fn allg_addresses_match_symtab_on_every_toolchain_and_build() {
-    let Some(toolchains) = toolchains_or_skip("allg addresses") else {
+fn allg_and_sched_addresses_match_symtab_on_every_toolchain_and_build() {
+    let Some(toolchains) = toolchains_or_skip("allg and sched addresses") else {
         return;
     };
     for toolchain in &toolchains {
@@ -214,33 +214,49 @@ fn allg_addresses_match_symtab_on_every_toolchain_and_build() {
             let label = format!("{} {build:?}", toolchain.version);
             let path = build.path(toolchain);
             let target = Target::from_path(&path).unwrap();
+            let vars = target.runtime_vars;
             let file = std::fs::read(&path).unwrap();
             let elf = ElfImage::parse(&file).ok().unwrap();
             let reference_path = build.unstripped().path(toolchain);
             let reference_file = std::fs::read(&reference_path).unwrap();
-            let reference =
-                runtime_vars::from_symtab(&ElfImage::parse(&reference_file).ok().unwrap()).unwrap();
+            let reference_elf = ElfImage::parse(&reference_file).ok().unwrap();
+            let reference = runtime_vars::allgs_from_symtab(&reference_elf).unwrap();
+            let reference_sched = runtime_vars::sched_from_symtab(&reference_elf).unwrap();
+            let allgs = runtime_vars::AllGs {
+                allglen: vars.allglen,
+                allgptr: vars.allgptr,
+            };
             match build {
                 Build::Plain | Build::Pie => {
                     assert!(elf.has_symtab(), "{label}");
-                    assert_eq!(target.runtime_vars, reference, "{label}");
-                    // The disassembly path (used when stripped) agrees with .symtab.
-                    let from_code = runtime_vars_from_code(&elf, &label).unwrap();
-                    assert_eq!(from_code, reference, "{label}");
+                    assert_eq!(allgs, reference, "{label}");
+                    assert_eq!(vars.sched, Some(reference_sched), "{label}");
+                    assert_eq!(vars.sched_source, SchedSource::Symtab, "{label}");
+                    // The disassembly paths (used when stripped) agree with .symtab.
+                    assert_eq!(allgs_from_code(&elf, &label).unwrap(), reference, "{label}");
+                    assert_eq!(
+                        sched_from_code(&elf, &label, &target.offsets).unwrap(),
+                        reference_sched,
+                        "{label}"
+                    );
                 }
                 Build::Strip1 => {
                     assert!(!elf.has_symtab(), "{label}");
-                    assert_eq!(target.runtime_vars, reference, "{label}");
+                    assert_eq!(allgs, reference, "{label}");
+                    assert_eq!(vars.sched, Some(reference_sched), "{label}");
+                    assert_eq!(vars.sched_source, SchedSource::Disassembly, "{label}");
                 }
                 Build::Stripped | Build::StrippedPie => {
                     // `-ldflags="-s -w"` is recorded in .go.buildinfo, which
                     // precedes the data segment: from Go 1.24 on it moves
-                    // .bss by 0x20. Same section, same offset in it.
+                    // .bss/.noptrbss by 0x20. Same section, same offset in it.
                     assert!(!elf.has_symtab(), "{label}");
-                    let vars = target.runtime_vars;
+                    assert_eq!(vars.sched_source, SchedSource::Disassembly, "{label}");
+                    let sched = vars.sched.unwrap();
                     for (ours, theirs) in [
                         (vars.allglen, reference.allglen),
                         (vars.allgptr, reference.allgptr),
+                        (sched, reference_sched),
                     ] {
                         assert_eq!(
                             section_relative(&file, ours),
@@ -251,8 +267,11 @@ fn allg_addresses_match_symtab_on_every_toolchain_and_build() {
                 }
             }
             eprintln!(
-                "{label}: allglen {:#x} allgptr {:#x}",
-                target.runtime_vars.allglen, target.runtime_vars.allgptr
+                "{label}: allglen {:#x} allgptr {:#x} sched {} ({})",
+                vars.allglen,
+                vars.allgptr,
+                vars.sched.map_or("-".into(), |s| format!("{s:#x}")),
+                vars.sched_source
             );
         }
     }

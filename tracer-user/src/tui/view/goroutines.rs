@@ -94,6 +94,7 @@ pub fn render(app: &mut App, f: &mut ratatui::Frame, area: Rect) {
                     Origin::Traced => {}
                     Origin::Snapshot => about.push("at attach".into()),
                     Origin::PreAttach => about.push("pre-attach".into()),
+                    Origin::Read => about.push("found by a read".into()),
                 }
                 let about = about.join(" · ");
                 Row::new(vec![
