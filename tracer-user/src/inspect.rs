@@ -1,5 +1,7 @@
 //! `tracer inspect`: what tracer finds in a Go process or executable.
 
+use std::{fmt::Write as _, io::Write as _};
+
 use anyhow::Result;
 use serde::Serialize;
 
@@ -110,56 +112,76 @@ pub fn run(args: &InspectArgs) -> Result<()> {
         (None, None) => anyhow::bail!("give a --pid or the path of a Go executable"),
     };
     let r = report(&target);
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
-        return Ok(());
+    let text = if args.json {
+        serde_json::to_string_pretty(&r)? + "\n"
+    } else {
+        text(&r, &target)?
+    };
+    // A reader that stops early (`| head`) is not an error.
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
-    println!("binary:      {}", r.binary);
+}
+
+/// The human-readable report.
+fn text(r: &InspectReport, target: &Target) -> Result<String> {
+    let mut out = String::new();
+    writeln!(out, "binary:      {}", r.binary)?;
     if let Some(pid) = r.pid {
-        println!("pid:         {pid}");
+        writeln!(out, "pid:         {pid}")?;
     }
-    println!("go version:  {}", r.go_version);
-    println!(
+    writeln!(out, "go version:  {}", r.go_version)?;
+    writeln!(
+        out,
         "stripped:    {}",
         if r.stripped {
             "yes (no .symtab or no DWARF)"
         } else {
             "no"
         }
-    );
-    println!("pclntab:     {}", r.pclntab_version);
-    println!("pie:         {} (load bias {:#x})", r.pie, r.load_bias);
-    println!("offsets ({}): {}", r.offsets.source, target.offsets);
-    println!(
+    )?;
+    writeln!(out, "pclntab:     {}", r.pclntab_version)?;
+    writeln!(out, "pie:         {} (load bias {:#x})", r.pie, r.load_bias)?;
+    writeln!(out, "offsets ({}): {}", r.offsets.source, target.offsets)?;
+    writeln!(
+        out,
         "allgs:       runtime.allglen @ {:#x}, runtime.allgptr @ {:#x}",
         r.runtime_vars.allglen, r.runtime_vars.allgptr
-    );
-    println!("{}", sched_line(&r.runtime_vars, &target.offsets));
-    let rets: Vec<String> = plan_rets(&r);
-    println!(
+    )?;
+    writeln!(out, "{}", sched_line(&r.runtime_vars, &target.offsets))?;
+    let rets: Vec<String> = plan_rets(r);
+    writeln!(
+        out,
         "newproc1:    @ {:#x}, RETs at +{}",
         r.newproc1_entry,
         rets.join(", +")
-    );
-    println!("probes:");
+    )?;
+    writeln!(out, "probes:")?;
     for p in &r.probes {
-        let optional = if p.program == tracer_ebpf::program::CREATOR_STACK {
-            "  (--creation-stacks only)"
-        } else {
-            ""
+        let optional = match p.program {
+            tracer_ebpf::program::CREATOR_STACK => "  (--creation-stacks only)",
+            tracer_ebpf::program::PARK | tracer_ebpf::program::READY => "  (--precise only)",
+            _ => "",
         };
-        println!(
+        writeln!(
+            out,
             "  {:<16} {:<22} vaddr {:#x}  file offset {:#x}  {:?}{optional}",
             p.program, p.function, p.vaddr, p.file_offset, p.placement
-        );
+        )?;
     }
-    println!(
+    writeln!(
+        out,
         "wait reasons: {} known, from {} (e.g. {})",
         r.wait_reasons.len(),
         r.wait_reasons_source,
         sample_reasons(&r.wait_reasons)
-    );
-    Ok(())
+    )?;
+    Ok(out)
 }
 
 /// Where `runtime.sched` and its goroutine-id generator are.
