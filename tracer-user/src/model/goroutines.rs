@@ -211,6 +211,31 @@ pub struct GoroutineTable {
     last_ts_ns: u64,
     /// Event timelines of the few goroutines being watched.
     timelines: Timelines,
+    /// One shared copy of each blocked-at stack and channel set: thousands
+    /// of goroutines blocked at one place cost one allocation.
+    interned: Interner,
+}
+
+/// Deduplicates `Arc<[u64]>`s. Entries nobody else holds are dropped when
+/// the set has doubled since the last sweep.
+#[derive(Debug, Default)]
+struct Interner {
+    set: HashSet<Arc<[u64]>>,
+    sweep_at: usize,
+}
+
+impl Interner {
+    fn intern(&mut self, v: Arc<[u64]>) -> Arc<[u64]> {
+        if let Some(existing) = self.set.get(&v) {
+            return Arc::clone(existing);
+        }
+        if self.set.len() >= self.sweep_at {
+            self.set.retain(|a| Arc::strong_count(a) > 1);
+            self.sweep_at = (self.set.len() * 2).max(1024);
+        }
+        self.set.insert(Arc::clone(&v));
+        v
+    }
 }
 
 impl GoroutineTable {
@@ -424,11 +449,17 @@ impl GoroutineTable {
         pcs: Arc<[u64]>,
         channels: Option<Arc<[u64]>>,
     ) {
+        let Some(g) = self.goroutines.get(&goid) else {
+            return;
+        };
+        if g.state != GoroutineState::Waiting || g.parked_since_ns != parked_since_ns {
+            return;
+        }
+        let pcs = self.interned.intern(pcs);
+        let channels = channels.map(|c| self.interned.intern(c));
         if let Some(g) = self.goroutines.get_mut(&goid) {
-            if g.state == GoroutineState::Waiting && g.parked_since_ns == parked_since_ns {
-                g.blocked_stack = Some(pcs);
-                g.wait_channels = channels;
-            }
+            g.blocked_stack = Some(pcs);
+            g.wait_channels = channels;
         }
     }
 
@@ -1243,6 +1274,32 @@ mod tests {
         t.apply(&park(5, 2, 9));
         let g = t.get(2).unwrap();
         assert!(g.blocked_stack.is_none() && g.wait_channels.is_none());
+    }
+
+    #[test]
+    fn identical_stacks_and_channel_sets_are_stored_once() {
+        let mut t = table(&[park(1, 2, 7), park(2, 3, 7)]);
+        t.set_blocked_at(
+            2,
+            Some(1),
+            Arc::from(&[1u64, 2][..]),
+            Some(Arc::from(&[9u64][..])),
+        );
+        t.set_blocked_at(
+            3,
+            Some(2),
+            Arc::from(&[1u64, 2][..]),
+            Some(Arc::from(&[9u64][..])),
+        );
+        let (a, b) = (t.get(2).unwrap(), t.get(3).unwrap());
+        assert!(Arc::ptr_eq(
+            a.blocked_stack.as_ref().unwrap(),
+            b.blocked_stack.as_ref().unwrap()
+        ));
+        assert!(Arc::ptr_eq(
+            a.wait_channels.as_ref().unwrap(),
+            b.wait_channels.as_ref().unwrap()
+        ));
     }
 
     #[test]
