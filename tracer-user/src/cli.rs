@@ -92,6 +92,11 @@ pub struct AttachArgs {
     /// first); the rest are counted in "goroutines_omitted". Default: all.
     #[arg(long, value_name = "N")]
     pub max_goroutines: Option<usize>,
+    /// Track at most this many goroutines at once (each costs the tracer
+    /// about 300-450 bytes, see BENCHMARKS.md); beyond, new goroutines are
+    /// counted in "untracked" and the dashboard and summaries say so.
+    #[arg(long, value_name = "N", default_value_t = 2_000_000)]
+    pub max_tracked: usize,
     /// Print the headless summary lines even on a terminal (the dashboard
     /// opens only when stdout is a terminal and --json is not given).
     #[arg(long)]

@@ -173,6 +173,10 @@ pub struct Totals {
     pub exited_untraced: u64,
     /// Goroutines found in the target's memory at attach.
     pub snapshot_seeded: u64,
+    /// Goroutines not kept because the table was at its cap
+    /// (`--max-tracked`): those the last read of the goroutine list could
+    /// not keep, plus the spawns and first sightings refused since.
+    pub untracked: u64,
     /// Goroutines first seen by a park, wake or exit (they predate attach and
     /// the snapshot missed them, or there was none).
     pub pre_attach_seen: u64,
@@ -214,6 +218,8 @@ pub struct GoroutineTable {
     /// One shared copy of each blocked-at stack and channel set: thousands
     /// of goroutines blocked at one place cost one allocation.
     interned: Interner,
+    /// Most goroutines tracked at once (`None`: no cap).
+    cap: Option<usize>,
 }
 
 /// Deduplicates `Arc<[u64]>`s. Entries nobody else holds are dropped when
@@ -241,6 +247,24 @@ impl Interner {
 impl GoroutineTable {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A table that tracks at most `cap` goroutines at once: beyond that,
+    /// new goroutines are counted in `untracked` and not kept.
+    pub fn with_cap(cap: usize) -> Self {
+        GoroutineTable {
+            cap: Some(cap),
+            ..Self::default()
+        }
+    }
+
+    /// True when the cap is reached: a new goroutine is not tracked.
+    fn full(&mut self) -> bool {
+        let full = self.cap.is_some_and(|cap| self.goroutines.len() >= cap);
+        if full {
+            self.totals.untracked += 1;
+        }
+        full
     }
 
     pub fn get(&self, goid: u64) -> Option<&Goroutine> {
@@ -327,8 +351,10 @@ impl GoroutineTable {
         origin: Origin,
     ) -> u64 {
         let mut added = 0;
+        // A fresh count: what this read could not keep.
+        self.totals.untracked = 0;
         for sg in goroutines {
-            if sg.goid == 0 || self.goroutines.contains_key(&sg.goid) {
+            if sg.goid == 0 || self.goroutines.contains_key(&sg.goid) || self.full() {
                 continue;
             }
             let (state, wait_reason) = match GoStatus::from_raw(sg.status) {
@@ -502,7 +528,9 @@ impl GoroutineTable {
                 g_addr,
             } => {
                 self.totals.parks += 1;
-                let g = self.get_or_pre_attach(goid, g_addr, ev.ts_ns);
+                let Some(g) = self.get_or_pre_attach(goid, g_addr, ev.ts_ns) else {
+                    return;
+                };
                 if g.state == GoroutineState::Waiting
                     && g.wait_reason == Some(reason)
                     && g.wait_object == Some(lock)
@@ -526,7 +554,9 @@ impl GoroutineTable {
                 g_addr,
             } => {
                 self.totals.wakes += 1;
-                let g = self.get_or_pre_attach(goid, g_addr, ev.ts_ns);
+                let Some(g) = self.get_or_pre_attach(goid, g_addr, ev.ts_ns) else {
+                    return;
+                };
                 g.state = GoroutineState::Runnable;
                 g.wait_reason = None;
                 g.wait_object = None;
@@ -599,6 +629,9 @@ impl GoroutineTable {
             wait_reason,
         } = spawn;
         self.totals.spawned += 1;
+        if previous.is_none() && self.full() {
+            return;
+        }
         let site = self.sites.entry(gopc).or_default();
         site.spawned += 1;
         site.live += 1;
@@ -695,9 +728,13 @@ impl GoroutineTable {
         }
     }
 
-    fn get_or_pre_attach(&mut self, goid: u64, g_addr: u64, ts_ns: u64) -> &mut Goroutine {
+    /// The goroutine, or a new pre-attach entry for it (`None` at the cap).
+    fn get_or_pre_attach(&mut self, goid: u64, g_addr: u64, ts_ns: u64) -> Option<&mut Goroutine> {
+        if !self.goroutines.contains_key(&goid) && self.full() {
+            return None;
+        }
         let totals = &mut self.totals;
-        self.goroutines.entry(goid).or_insert_with(|| {
+        Some(self.goroutines.entry(goid).or_insert_with(|| {
             totals.pre_attach_seen += 1;
             Goroutine {
                 goid,
@@ -719,7 +756,7 @@ impl GoroutineTable {
                 tracking_seq: None,
                 creation_stack: None,
             }
-        })
+        }))
     }
 }
 
@@ -1274,6 +1311,23 @@ mod tests {
         t.apply(&park(5, 2, 9));
         let g = t.get(2).unwrap();
         assert!(g.blocked_stack.is_none() && g.wait_channels.is_none());
+    }
+
+    #[test]
+    fn beyond_the_cap_goroutines_are_counted_not_kept() {
+        let mut t = GoroutineTable::with_cap(2);
+        t.apply(&spawn(1, 10, 1, 0xa));
+        t.apply(&spawn(2, 11, 1, 0xa));
+        t.apply(&spawn(3, 12, 1, 0xa));
+        t.apply(&park(4, 13, 7));
+        t.seed([seeded(14, 4, 19, 0xb)]);
+        let totals = t.totals();
+        assert_eq!((totals.live, totals.spawned, totals.untracked), (2, 3, 1));
+        assert!(t.get(12).is_none() && t.get(13).is_none() && t.get(14).is_none());
+        // Room again after an exit.
+        t.apply(&exit(5, 10));
+        t.apply(&spawn(6, 15, 1, 0xa));
+        assert!(t.get(15).is_some());
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub struct ModeReport {
     /// known to within one interval).
     pub states_from: &'static str,
     pub budget: BudgetStatus,
+    /// `--max-tracked`, and the goroutines met beyond it (not tracked).
+    pub max_tracked: u64,
+    pub untracked: u64,
 }
 
 impl ModeReport {
@@ -108,6 +111,13 @@ impl ModeReport {
         );
         for d in &self.budget.detached {
             line.push_str(&format!(" · DETACHED {}", d.reason));
+        }
+        if self.untracked > 0 {
+            line.push_str(&format!(
+                " · CAPPED at {} goroutines ({} not tracked; raise --max-tracked)",
+                crate::suspects::thousands(self.max_tracked),
+                crate::suspects::thousands(self.untracked)
+            ));
         }
         line
     }

@@ -105,7 +105,7 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the event loop")?;
-    let mut table = GoroutineTable::new();
+    let mut table = GoroutineTable::with_cap(args.max_tracked);
     // The probes are already attached: every goroutine the snapshot misses
     // because it was created meanwhile is seen by its spawn event.
     let (memory, snapshot) = seed_from_memory(&target, pid, &mut table, attached_at_ns);
@@ -125,7 +125,10 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
         args.max_overhead
             .or((!args.precise).then_some(DEFAULT_MAX_OVERHEAD_PCT)),
     );
-    ctx.mode = mode_report(args, &probes, &budget);
+    ctx.mode = mode_report(args, &probes, &budget, &table);
+    if ctx.mode.untracked > 0 {
+        warn_capped(args);
+    }
     let mut display = if args.json || args.no_tui || !std::io::stdout().is_terminal() {
         Display::Lines {
             json: args.json,
@@ -183,6 +186,7 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     ctx.probes = probes.counters();
     table.set_lost_events(ctx.probes.ringbuf_full);
     ctx.now_ns = ended_at_ns;
+    ctx.mode.untracked = table.totals().untracked;
     let analysis = engine.update(&table, ended_at_ns, &target);
     let mut last = ctx.snapshot(&table, &analysis.suspects);
     last.ended = Some(end.describe().to_string());
@@ -342,7 +346,11 @@ async fn run(
                 ctx.probes = probes.counters();
                 table.set_lost_events(ctx.probes.ringbuf_full);
                 ctx.now_ns = monotonic_ns();
-                ctx.mode = mode_report(args, probes, budget);
+                let was_capped = ctx.mode.untracked > 0;
+                ctx.mode = mode_report(args, probes, budget, table);
+                if !was_capped && ctx.mode.untracked > 0 && matches!(display, Display::Lines { .. }) {
+                    warn_capped(args);
+                }
                 if let Display::Dashboard(dashboard) = display {
                     dashboard.app.set_mode(ctx.mode.summary());
                 }
@@ -382,6 +390,13 @@ async fn run(
 /// How often the overhead budget compares the probes' hit rate with the
 /// target's CPU time.
 const BUDGET_PERIOD: Duration = Duration::from_millis(250);
+
+fn warn_capped(args: &AttachArgs) {
+    eprintln!(
+        "tracer: warning: the target has more than {} goroutines; the others are counted (totals.untracked) but not tracked: raise --max-tracked",
+        args.max_tracked
+    );
+}
 
 /// The budget's default cap without `--precise`, percent of the target's CPU.
 const DEFAULT_MAX_OVERHEAD_PCT: f64 = 1.0;
@@ -451,7 +466,12 @@ fn apply_budget(
     lifecycle_changed
 }
 
-fn mode_report(args: &AttachArgs, probes: &ProbeSession, budget: &Budget) -> ModeReport {
+fn mode_report(
+    args: &AttachArgs,
+    probes: &ProbeSession,
+    budget: &Budget,
+    table: &GoroutineTable,
+) -> ModeReport {
     let attached: Vec<ProbeGroup> = ProbeGroup::ALL
         .into_iter()
         .filter(|&g| probes.is_attached(g))
@@ -465,6 +485,8 @@ fn mode_report(args: &AttachArgs, probes: &ProbeSession, budget: &Budget) -> Mod
         },
         attached,
         budget: budget.status(),
+        max_tracked: args.max_tracked as u64,
+        untracked: table.totals().untracked,
     }
 }
 
