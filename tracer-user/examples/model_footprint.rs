@@ -64,10 +64,17 @@ impl Symbols for Names {
         Some("main.worker".into())
     }
     fn wait_reason(&self, code: u8) -> String {
-        ["", "chan receive", "chan send", "select", "sync.Mutex.Lock", "IO wait"]
-            .get(usize::from(code))
-            .unwrap_or(&"?")
-            .to_string()
+        [
+            "",
+            "chan receive",
+            "chan send",
+            "select",
+            "sync.Mutex.Lock",
+            "IO wait",
+        ]
+        .get(usize::from(code))
+        .unwrap_or(&"?")
+        .to_string()
     }
 }
 

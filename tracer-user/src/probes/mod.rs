@@ -221,6 +221,17 @@ pub fn probe_config(target: &Target, pid: u32) -> ProbeConfig {
     }
 }
 
+/// The uprobe program `name` of the probes object.
+fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, ProbeError> {
+    ebpf.program_mut(name)
+        .ok_or(ProbeError::MissingProgram { name })?
+        .try_into()
+        .map_err(|source| ProbeError::Verify {
+            name,
+            source: Box::new(source),
+        })
+}
+
 /// True when the effective capabilities allow loading uprobe programs.
 pub fn has_privileges() -> bool {
     const CAP_SYS_ADMIN: u32 = 21;
@@ -284,14 +295,7 @@ impl ProbeSession {
 
         for group in ProbeGroup::ALL {
             for &name in group.programs() {
-                let prog: &mut UProbe = ebpf
-                    .program_mut(name)
-                    .ok_or(ProbeError::MissingProgram { name })?
-                    .try_into()
-                    .map_err(|source| ProbeError::Verify {
-                        name,
-                        source: Box::new(source),
-                    })?;
+                let prog = uprobe(&mut ebpf, name)?;
                 prog.load().map_err(|source| ProbeError::Verify {
                     name,
                     source: Box::new(source),
@@ -361,28 +365,14 @@ impl ProbeSession {
                     continue;
                 }
                 let name = probe.program;
-                let prog: &mut UProbe = ebpf
-                    .program_mut(name)
-                    .ok_or(ProbeError::MissingProgram { name })?
-                    .try_into()
-                    .map_err(|source| ProbeError::Verify {
-                        name,
-                        source: Box::new(source),
-                    })?;
+                let prog = uprobe(ebpf, name)?;
                 // An error here means the link is already gone.
                 let _ = prog.detach(link);
             }
             return Ok(());
         }
         for &name in group.programs() {
-            let prog: &mut UProbe = ebpf
-                .program_mut(name)
-                .ok_or(ProbeError::MissingProgram { name })?
-                .try_into()
-                .map_err(|source| ProbeError::Verify {
-                    name,
-                    source: Box::new(source),
-                })?;
+            let prog = uprobe(ebpf, name)?;
             for point in group.points(&self.plan, name) {
                 let link = prog
                     .attach(
