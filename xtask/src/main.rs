@@ -262,5 +262,36 @@ fn bench(root: &Path) -> Result<()> {
             .arg(&target)
             .args(["5", "3"]))?;
     }
-    Ok(())
+    run(cargo(root).args([
+        "build",
+        "--release",
+        "--package",
+        "tracer-tests",
+        "--bin",
+        "suspects",
+    ]))?;
+    let suspects = root.join("target/release/suspects");
+    for v in BENCH_GO_VERSIONS {
+        let go = toolchain::go(root, v)?;
+        let leaks = toolchain::go_build(root, &go, v, "leaks")?;
+        println!(
+            "\nTime to the first leak suspect, Go {v} (default rules, 3 repetitions per row):\n"
+        );
+        run(Command::new(&suspects)
+            .arg("first")
+            .arg(&tracer)
+            .arg(&leaks)
+            .arg(root.join("tests/go/leaks/main.go"))
+            .arg("3"))?;
+    }
+    let go = toolchain::go(root, DEFAULT_GO)?;
+    let backlog = toolchain::go_build(root, &go, DEFAULT_GO, "backlog")?;
+    println!(
+        "\nTracer CPU and memory, dashboard (tmux) and headless, Go {DEFAULT_GO} backlog target:\n"
+    );
+    run(Command::new(&suspects)
+        .arg("dashboard")
+        .arg(&tracer)
+        .arg(&backlog)
+        .args(["20000", "2000"]))
 }
