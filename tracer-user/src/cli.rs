@@ -127,6 +127,11 @@ pub struct RuleArgs {
     /// are reported at once as "backlog".
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub backlog_min: u64,
+    /// Largest group of goroutines receiving from one shared channel that
+    /// is still taken for an idle worker pool (not a suspect) when it does
+    /// not grow.
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub pool_max: u64,
     /// Never report suspects whose creation site (file:line or function)
     /// contains this text; repeatable.
     #[arg(long, value_name = "TEXT")]
@@ -140,6 +145,7 @@ impl RuleArgs {
             growth_window: self.growth_window,
             growth_min: self.growth_min,
             backlog_min: self.backlog_min,
+            pool_max: self.pool_max,
             ignore_sites: self.ignore_site.clone(),
             ..Rules::default()
         }

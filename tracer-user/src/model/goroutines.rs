@@ -15,7 +15,7 @@ use super::timeline::{TimelineEntry, Timelines};
 /// another goroutine); the scheduler's run transition (`execute`) is too hot
 /// to probe, so a goroutine that was made runnable and has not acted since is
 /// reported `Runnable` even while it runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GoroutineState {
     Runnable,

@@ -282,11 +282,27 @@ impl SnapshotContext<'_> {
 
     pub fn snapshot(&self, table: &GoroutineTable, suspects: &[Suspect]) -> Snapshot {
         let mut goroutines: Vec<&Goroutine> = table.iter().collect();
-        goroutines.sort_by_key(|g| g.goid);
-        let mut by_state = BTreeMap::new();
+        // Count by (state, reason code) first: one label per kind, not one
+        // string per goroutine.
+        let mut counts: HashMap<(GoroutineState, Option<u8>), (&Goroutine, u64)> = HashMap::new();
         for g in &goroutines {
-            *by_state.entry(self.state_label(g)).or_insert(0) += 1;
+            counts.entry((g.state, g.wait_reason)).or_insert((g, 0)).1 += 1;
         }
+        let mut by_state = BTreeMap::new();
+        for (g, n) in counts.into_values() {
+            *by_state.entry(self.state_label(g)).or_insert(0) += n;
+        }
+        let stacks_pending = goroutines
+            .iter()
+            .filter(|g| g.state == GoroutineState::Waiting && g.blocked_stack.is_none())
+            .count() as u64;
+        let total = goroutines.len();
+        let listed = self.max_goroutines.unwrap_or(usize::MAX).min(total);
+        if listed < total {
+            goroutines.select_nth_unstable_by_key(listed, |g| g.goid);
+            goroutines.truncate(listed);
+        }
+        goroutines.sort_unstable_by_key(|g| g.goid);
         let mut sites: Vec<(u64, SiteStats)> = table.sites().map(|(pc, s)| (pc, *s)).collect();
         sites.sort_by(|a, b| {
             b.1.live
@@ -301,18 +317,9 @@ impl SnapshotContext<'_> {
                 stats,
             })
             .collect();
-        let stacks_pending = goroutines
-            .iter()
-            .filter(|g| g.state == GoroutineState::Waiting && g.blocked_stack.is_none())
-            .count() as u64;
-        let listed = self
-            .max_goroutines
-            .unwrap_or(usize::MAX)
-            .min(goroutines.len());
-        let goroutines_omitted = (goroutines.len() - listed) as u64;
+        let goroutines_omitted = (total - listed) as u64;
         let goroutines = goroutines
             .into_iter()
-            .take(listed)
             .map(|g| GoroutineReport {
                 goid: g.goid,
                 parent_goid: g.parent_goid,

@@ -56,6 +56,10 @@ pub struct Rules {
     /// Groups of at most this many goroutines that do not grow are long-lived
     /// singletons, not suspects.
     pub handful: u64,
+    /// Largest group still taken for an idle worker pool when its members
+    /// share a channel (`--pool-max`): thousands of goroutines parked on one
+    /// channel are a leak (a channel nobody closes), not a pool.
+    pub pool_max: u64,
     /// Creation sites to ignore: a suspect whose site's `file:line` or
     /// function contains one of these is dropped (`--ignore-site`).
     pub ignore_sites: Vec<String>,
@@ -69,6 +73,7 @@ impl Default for Rules {
             growth_min: 10,
             backlog_min: 100,
             handful: 3,
+            pool_max: 1000,
             ignore_sites: Vec::new(),
         }
     }
@@ -477,7 +482,7 @@ impl SuspectEngine {
             return None;
         }
         let growing = self.group_grows(group.id, now_ns);
-        if !growing && is_idle_pool(group, m) {
+        if !growing && group.count <= self.rules.pool_max && is_idle_pool(group, m) {
             return None;
         }
         let backlog = m

@@ -276,6 +276,19 @@ fn idle_pool_workers_sharing_a_job_channel_are_not_suspects() {
 }
 
 #[test]
+fn thousands_parked_on_one_channel_are_not_a_pool() {
+    let mut s = Scenario::new(rules());
+    let never_closed = 0xc200_0000;
+    for _ in 0..1500 {
+        let w = s.spawn(S, SITE_POOL, FN_WORKER);
+        s.park(S, w, CHAN_RECEIVE, &[BLOCK_RECV], &[never_closed]);
+    }
+    let a = s.run(1, 10, |_, _| {});
+    assert_eq!(a.suspects.len(), 1, "{:?}", evidence(&a));
+    assert_eq!(a.suspects[0].count, 1500);
+}
+
+#[test]
 fn workers_in_a_select_on_jobs_and_their_own_quit_channel_are_a_pool() {
     let mut s = Scenario::new(rules());
     let jobs = 0xc200_0000;
