@@ -167,17 +167,24 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     // The observation ends here; whatever happened, the probes come out of
     // the target first (unregistering uprobes waits for RCU grace periods).
     let ended_at_ns = monotonic_ns();
+    let on_at_end = ProbesOn::of(&probes);
     let detach_started = std::time::Instant::now();
     probes.detach();
     log::info!("probes detached in {:?}", detach_started.elapsed());
-    let (end, mut ring) = result?;
+    let (end, mut ring, goids) = result?;
     drain(&mut ring, &mut table, usize::MAX);
     if let Some(memory) = &memory {
         if end != End::TargetExited {
-            // A last read: goroutines that exited after the probes came out
-            // go, and without park/wake probes states are brought up to date.
-            if let Err(err) = memory.reconcile(&mut table, monotonic_ns(), !args.precise) {
-                log::warn!("the final read of the goroutine list failed: {err}");
+            // A last read, as if the probes were still as they were:
+            // goroutines that exited after the probes came out go, states
+            // come up to date without park/wake probes, and spawns are
+            // counted without spawn/exit probes.
+            sweep(memory, on_at_end, &mut table, goids, ended_at_ns);
+            if on_at_end.scheduling && on_at_end.lifecycle {
+                // The sweep had nothing to do; states stay the events'.
+                if let Err(err) = memory.reconcile(&mut table, ended_at_ns, false) {
+                    log::warn!("the final read of the goroutine list failed: {err}");
+                }
             }
         }
         memory.refresh_stacks(&mut table);
@@ -260,7 +267,7 @@ async fn run(
     l: Loop<'_, '_>,
     ring: RingBuf<MapData>,
     pidfd: OwnedFd,
-) -> anyhow::Result<(End, RingBuf<MapData>)> {
+) -> anyhow::Result<(End, RingBuf<MapData>, Option<u64>)> {
     let Loop {
         args,
         probes,
@@ -320,8 +327,10 @@ async fn run(
             _ = budget_ticks.tick() => {
                 let now = memory.and_then(TargetMemory::goids_allocated);
                 if apply_budget(budget, probes, monotonic_ns(), ctx.pid, now, display) {
-                    // Spawns are counted from the goid generator from here.
-                    goids = now;
+                    // Spawns are counted from the goid generator from here:
+                    // read it after the change, so that no spawn is both
+                    // traced and counted.
+                    goids = memory.and_then(TargetMemory::goids_allocated);
                 }
             }
             _ = rereads.tick(), if args.snapshot_interval.is_some() && memory.is_some() => {
@@ -338,7 +347,7 @@ async fn run(
             _ = ticks.tick() => {
                 drain(ring.get_mut(), table, usize::MAX);
                 if let Some(memory) = memory {
-                    goids = sweep(memory, probes, table, goids);
+                    goids = sweep(memory, ProbesOn::of(probes), table, goids, monotonic_ns());
                     memory.refresh_stacks(table);
                 }
                 resolve_creation_stacks(table, probes, &mut ctx.creation_stacks);
@@ -384,7 +393,7 @@ async fn run(
             _ = pidfd.readable() => break End::TargetExited,
         }
     };
-    Ok((end, ring.into_inner()))
+    Ok((end, ring.into_inner(), goids))
 }
 
 /// How often the overhead budget compares the probes' hit rate with the
@@ -401,6 +410,22 @@ fn warn_capped(args: &AttachArgs) {
 /// The budget's default cap without `--precise`, percent of the target's CPU.
 const DEFAULT_MAX_OVERHEAD_PCT: f64 = 1.0;
 
+/// Which probe groups that matter to the model are attached.
+#[derive(Clone, Copy, Debug)]
+struct ProbesOn {
+    scheduling: bool,
+    lifecycle: bool,
+}
+
+impl ProbesOn {
+    fn of(probes: &ProbeSession) -> Self {
+        ProbesOn {
+            scheduling: probes.is_attached(ProbeGroup::Scheduling),
+            lifecycle: probes.is_attached(ProbeGroup::Lifecycle),
+        }
+    }
+}
+
 /// The read of the goroutine list done every tick while a probe group is
 /// off: without park/wake probes it sets every goroutine's state; without
 /// spawn/exit probes it adds and removes goroutines and counts, from the
@@ -408,17 +433,20 @@ const DEFAULT_MAX_OVERHEAD_PCT: f64 = 1.0;
 /// goid generator's value.
 fn sweep(
     memory: &TargetMemory,
-    probes: &ProbeSession,
+    on: ProbesOn,
     table: &mut GoroutineTable,
     goids_before: Option<u64>,
+    now_ns: u64,
 ) -> Option<u64> {
-    let scheduling = probes.is_attached(ProbeGroup::Scheduling);
-    let lifecycle = probes.is_attached(ProbeGroup::Lifecycle);
+    let ProbesOn {
+        scheduling,
+        lifecycle,
+    } = on;
     if scheduling && lifecycle {
         return memory.goids_allocated();
     }
     let goids = memory.goids_allocated();
-    match memory.reconcile(table, monotonic_ns(), !scheduling) {
+    match memory.reconcile(table, now_ns, !scheduling) {
         Ok(read) => {
             if let (false, Some(now), Some(before)) = (lifecycle, goids, goids_before) {
                 table.count_untraced_spawns(now.saturating_sub(before), read.added);
