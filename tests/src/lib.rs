@@ -347,6 +347,23 @@ pub fn assert_no_probes_left(inspected: Option<(&Value, u32)>) {
         "BPF programs still loaded after the tracer exited: {ours:?}"
     );
 
+    let events = uprobe_events();
+    assert!(
+        events.trim().is_empty(),
+        "uprobe events left behind:\n{events}"
+    );
+
+    if let Some((inspect, pid)) = inspected {
+        assert_target_code_untouched(inspect, pid);
+    }
+}
+
+/// The kernel's `uprobe_events` list (tracefs, mounted if needed). Only
+/// uprobes created through tracefs appear there; those created with
+/// `perf_event_open` on the `uprobe` PMU (what aya does when the kernel has
+/// it) do not, so an empty list alone does not prove there is no uprobe:
+/// [`assert_target_code_untouched`] does, for one target.
+pub fn uprobe_events() -> String {
     let tracefs = Path::new("/sys/kernel/tracing");
     if !tracefs.join("uprobe_events").exists() {
         let status = Command::new("mount")
@@ -360,21 +377,23 @@ pub fn assert_no_probes_left(inspected: Option<(&Value, u32)>) {
             tracefs.display()
         );
     }
-    let events =
-        std::fs::read_to_string(tracefs.join("uprobe_events")).expect("read uprobe_events");
-    assert!(
-        events.trim().is_empty(),
-        "uprobe events left behind:\n{events}"
-    );
+    std::fs::read_to_string(tracefs.join("uprobe_events")).expect("read uprobe_events")
+}
 
-    if let Some((inspect, pid)) = inspected {
-        let bias = inspect["load_bias"].as_u64().expect("load_bias");
-        let binary = inspect["attach_path"].as_str().expect("attach_path");
-        let file = std::fs::File::open(binary).expect("open target binary");
-        let mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("open target memory");
-        let probes = inspect["probes"].as_array().expect("probes");
-        assert!(!probes.is_empty());
-        for p in probes {
+/// The probe points of `inspect` (`tracer inspect --json` of the running
+/// target `pid`) where the target's code differs from its binary: a live
+/// uprobe shows as an int3 byte in the target's text. Each is returned as
+/// its `inspect` entry (`program`, `function`, `vaddr`, …).
+pub fn probes_in_target_code(inspect: &Value, pid: u32) -> Vec<Value> {
+    let bias = inspect["load_bias"].as_u64().expect("load_bias");
+    let binary = inspect["attach_path"].as_str().expect("attach_path");
+    let file = std::fs::File::open(binary).expect("open target binary");
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).expect("open target memory");
+    let probes = inspect["probes"].as_array().expect("probes");
+    assert!(!probes.is_empty());
+    probes
+        .iter()
+        .filter(|p| {
             let (vaddr, off) = (
                 p["vaddr"].as_u64().unwrap(),
                 p["file_offset"].as_u64().unwrap(),
@@ -383,13 +402,41 @@ pub fn assert_no_probes_left(inspected: Option<(&Value, u32)>) {
             file.read_exact_at(&mut on_disk, off).expect("read binary");
             mem.read_exact_at(&mut in_memory, vaddr + bias)
                 .expect("read target memory");
-            assert_eq!(
-                in_memory, on_disk,
-                "target code at {vaddr:#x} ({}) differs from the binary: probe left behind",
+            in_memory != on_disk
+        })
+        .cloned()
+        .collect()
+}
+
+/// Asserts the running target's code at every probe address of `inspect`
+/// is the binary's own: no uprobe of anyone's sits in it.
+pub fn assert_target_code_untouched(inspect: &Value, pid: u32) {
+    let patched = probes_in_target_code(inspect, pid);
+    assert!(
+        patched.is_empty(),
+        "target code differs from the binary at {}: probe left behind",
+        patched
+            .iter()
+            .map(|p| format!(
+                "{:#x} ({})",
+                p["vaddr"].as_u64().unwrap_or_default(),
                 p["function"]
-            );
-        }
-    }
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of the tracer's `now_ns`,
+/// `created_at_ns`, `retry_at_ns`, ….
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the valid timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// `tracer attach --json --interval 200ms --pid PID`, returned once its
@@ -476,6 +523,15 @@ pub fn attach_json_with(env: &TestEnv, pid: u32, args: &[&str]) -> Proc {
 /// Like [`stop_tracer`], but returns every document printed after the
 /// first one (which [`attach_json_with`] consumed), the final one last.
 pub fn stop_tracer_all(tracer: &mut Proc, sig: i32, expected_end: &str) -> Vec<Value> {
+    stop_tracer_with_stderr(tracer, sig, expected_end).0
+}
+
+/// Like [`stop_tracer_all`], and also returns the tracer's whole stderr.
+pub fn stop_tracer_with_stderr(
+    tracer: &mut Proc,
+    sig: i32,
+    expected_end: &str,
+) -> (Vec<Value>, String) {
     std::thread::sleep(Duration::from_millis(500));
     tracer.signal(sig);
     let lines = tracer.stdout.rest(Duration::from_secs(20));
@@ -488,7 +544,26 @@ pub fn stop_tracer_all(tracer: &mut Proc, sig: i32, expected_end: &str) -> Vec<V
     let docs = json_lines(&lines);
     let last = docs.last().expect("a final document");
     assert_eq!(last["ended"], expected_end);
-    docs
+    (docs, stderr)
+}
+
+/// The next JSON document a `tracer attach --json` prints.
+pub fn next_document(tracer: &mut Proc, timeout: Duration) -> Value {
+    let line = tracer.stdout.expect("{", timeout);
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
+/// A document's `elapsed_s`, `mode`, `totals` and suspects, for assertion
+/// messages.
+pub fn describe_document(doc: &Value) -> String {
+    let suspects = doc["suspects"]
+        .as_array()
+        .map(|s| describe_suspects(s))
+        .unwrap_or_else(|| "  (no \"suspects\" array)".to_string());
+    format!(
+        "elapsed_s={}\n  mode={}\n  totals={}\n  suspects:\n{suspects}",
+        doc["elapsed_s"], doc["mode"], doc["totals"]
+    )
 }
 
 /// The `"suspects"` array of a `tracer attach --json` document.
