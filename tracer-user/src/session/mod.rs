@@ -309,6 +309,8 @@ async fn run(
     // fraction of a second at most.
     let mut budget_ticks = tokio::time::interval(BUDGET_PERIOD);
     budget_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When the goroutine list may be read again (see SWEEP_DUTY_INVERSE).
+    let mut next_sweep = std::time::Instant::now();
     // The target's goid generator at the last read.
     let mut goids = memory.and_then(TargetMemory::goids_allocated);
     drain_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -347,7 +349,13 @@ async fn run(
             _ = ticks.tick() => {
                 drain(ring.get_mut(), table, usize::MAX);
                 if let Some(memory) = memory {
-                    goids = sweep(memory, ProbesOn::of(probes), table, goids, monotonic_ns());
+                    let started = std::time::Instant::now();
+                    if started >= next_sweep {
+                        goids = sweep(memory, ProbesOn::of(probes), table, goids, monotonic_ns());
+                        // Reading millions of goroutines takes seconds: keep
+                        // the reads under a quarter of a core.
+                        next_sweep = started + started.elapsed() * SWEEP_DUTY_INVERSE;
+                    }
                     memory.refresh_stacks(table);
                 }
                 resolve_creation_stacks(table, probes, &mut ctx.creation_stacks);
@@ -395,6 +403,12 @@ async fn run(
     };
     Ok((end, ring.into_inner(), goids))
 }
+
+/// A read of the whole goroutine list is followed by at least this many
+/// times its duration without one: at most a quarter of a core goes to
+/// reading, whatever the number of goroutines (every interval up to about
+/// 250,000 goroutines here).
+const SWEEP_DUTY_INVERSE: u32 = 4;
 
 /// How often the overhead budget compares the probes' hit rate with the
 /// target's CPU time.
