@@ -220,6 +220,8 @@ pub struct GoroutineTable {
     interned: Interner,
     /// Most goroutines tracked at once (`None`: no cap).
     cap: Option<usize>,
+    /// Highest goid a spawn event reported.
+    max_spawned_goid: Option<u64>,
 }
 
 /// Deduplicates `Arc<[u64]>`s. Entries nobody else holds are dropped when
@@ -265,6 +267,13 @@ impl GoroutineTable {
             self.totals.untracked += 1;
         }
         full
+    }
+
+    /// Highest goid a spawn event reported (`None`: no spawn traced yet):
+    /// where counting spawns from the target's goid generator resumes when
+    /// the spawn probes come out.
+    pub fn max_spawned_goid(&self) -> Option<u64> {
+        self.max_spawned_goid
     }
 
     pub fn get(&self, goid: u64) -> Option<&Goroutine> {
@@ -629,6 +638,7 @@ impl GoroutineTable {
             wait_reason,
         } = spawn;
         self.totals.spawned += 1;
+        self.max_spawned_goid = self.max_spawned_goid.max(Some(goid));
         if previous.is_none() && self.full() {
             return;
         }
@@ -671,7 +681,14 @@ impl GoroutineTable {
             g.state = prev.state;
             g.wait_reason = prev.wait_reason;
             g.wait_object = prev.wait_object;
-            g.parked_since_ns = prev.parked_since_ns;
+            // The read found it waiting without saying since when (the
+            // runtime rarely records it): it parked after this spawn and
+            // before that read, so the read's time is the closest bound,
+            // as for any wait first seen by a read.
+            g.parked_since_ns = match (prev.state, prev.parked_since_ns) {
+                (GoroutineState::Waiting, None) => Some(prev.first_seen_ns),
+                (_, since) => since,
+            };
             g.wake_count = prev.wake_count;
             g.last_waker = prev.last_waker;
         }
@@ -1049,6 +1066,18 @@ mod tests {
     }
 
     #[test]
+    fn the_highest_spawned_goid_survives_reordered_events() {
+        let mut t = GoroutineTable::new();
+        assert_eq!(t.max_spawned_goid(), None);
+        t.seed([seeded(40, 4, 19, 0xa)]);
+        assert_eq!(t.max_spawned_goid(), None, "a read is not a spawn");
+        for e in [spawn(1, 7, 1, 0xa), spawn(2, 5, 1, 0xa), exit(3, 7)] {
+            t.apply(&e);
+        }
+        assert_eq!(t.max_spawned_goid(), Some(7));
+    }
+
+    #[test]
     fn per_site_counts_follow_spawns_and_exits() {
         let t = table(&[
             spawn(1, 2, 1, 0xa),
@@ -1256,6 +1285,11 @@ mod tests {
             g.state,
             GoroutineState::Waiting,
             "the snapshot's state is newer than the spawn"
+        );
+        assert_eq!(
+            g.parked_since_ns,
+            Some(50),
+            "it parked between its spawn (40) and the read that saw it waiting (50)"
         );
         let totals = t.totals();
         assert_eq!(

@@ -44,6 +44,19 @@ pub enum Change {
     Reattach { group: ProbeGroup, reason: String },
 }
 
+impl Change {
+    pub fn group(&self) -> ProbeGroup {
+        match self {
+            Change::Detach { group, .. } | Change::Reattach { group, .. } => *group,
+        }
+    }
+
+    /// True for a re-attach.
+    pub fn attaches(&self) -> bool {
+        matches!(self, Change::Reattach { .. })
+    }
+}
+
 /// What the budget says now, for the UI and the JSON documents.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct BudgetStatus {

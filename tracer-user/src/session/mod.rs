@@ -179,7 +179,8 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
             // goroutines that exited after the probes came out go, states
             // come up to date without park/wake probes, and spawns are
             // counted without spawn/exit probes.
-            sweep(memory, on_at_end, &mut table, goids, ended_at_ns);
+            let before = goids.resolve(&table);
+            sweep(memory, on_at_end, &mut table, before, ended_at_ns);
             if on_at_end.scheduling && on_at_end.lifecycle {
                 // The sweep had nothing to do; states stay the events'.
                 if let Err(err) = memory.reconcile(&mut table, ended_at_ns, false) {
@@ -267,7 +268,7 @@ async fn run(
     l: Loop<'_, '_>,
     ring: RingBuf<MapData>,
     pidfd: OwnedFd,
-) -> anyhow::Result<(End, RingBuf<MapData>, Option<u64>)> {
+) -> anyhow::Result<(End, RingBuf<MapData>, GoidBase)> {
     let Loop {
         args,
         probes,
@@ -311,8 +312,7 @@ async fn run(
     budget_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // When the goroutine list may be read again (see SWEEP_DUTY_INVERSE).
     let mut next_sweep = std::time::Instant::now();
-    // The target's goid generator at the last read.
-    let mut goids = memory.and_then(TargetMemory::goids_allocated);
+    let mut goids = GoidBase::Read(memory.and_then(TargetMemory::goids_allocated));
     drain_ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let end = loop {
@@ -328,11 +328,21 @@ async fn run(
             }
             _ = budget_ticks.tick() => {
                 let now = memory.and_then(TargetMemory::goids_allocated);
-                if apply_budget(budget, probes, monotonic_ns(), ctx.pid, now, display) {
-                    // Spawns are counted from the goid generator from here:
-                    // read it after the change, so that no spawn is both
-                    // traced and counted.
-                    goids = memory.and_then(TargetMemory::goids_allocated);
+                for change in budget_changes(budget, probes, monotonic_ns(), ctx.pid, now) {
+                    let lifecycle = change.group() == ProbeGroup::Lifecycle;
+                    if let (true, true, Some(memory)) = (lifecycle, change.attaches(), memory) {
+                        // Spawns are traced again from here: count those
+                        // since the last read from the generator first.
+                        // (The few between this read and the probes'
+                        // return are missed; the rate is low by then.)
+                        drain(ring.get_mut(), table, usize::MAX);
+                        let before = goids.resolve(table);
+                        let at = monotonic_ns();
+                        goids = GoidBase::Read(sweep(memory, ProbesOn::of(probes), table, before, at));
+                    }
+                    if carry_out(probes, &change, display) && lifecycle && !change.attaches() {
+                        goids = GoidBase::AfterTraced(now);
+                    }
                 }
             }
             _ = rereads.tick(), if args.snapshot_interval.is_some() && memory.is_some() => {
@@ -351,7 +361,8 @@ async fn run(
                 if let Some(memory) = memory {
                     let started = std::time::Instant::now();
                     if started >= next_sweep {
-                        goids = sweep(memory, ProbesOn::of(probes), table, goids, monotonic_ns());
+                        let before = goids.resolve(table);
+                        goids = GoidBase::Read(sweep(memory, ProbesOn::of(probes), table, before, monotonic_ns()));
                         // Reading millions of goroutines takes seconds: keep
                         // the reads under a quarter of a core.
                         next_sweep = started + started.elapsed() * SWEEP_DUTY_INVERSE;
@@ -440,6 +451,30 @@ impl ProbesOn {
     }
 }
 
+/// Where counting spawns from the target's goid generator starts while the
+/// spawn/exit probes are out.
+#[derive(Clone, Copy, Debug)]
+enum GoidBase {
+    /// The generator's value at the last read (`None`: unreadable).
+    Read(Option<u64>),
+    /// The spawn/exit probes just came out: counting starts after the
+    /// highest goid they traced, whose events are all applied by the next
+    /// read (each drains the ring first); or from this read of the
+    /// generator, taken before the detach, if they traced none. A read
+    /// after the detach would miss the spawns between the probes leaving
+    /// and that read: 200,000 in a 3M/s churn.
+    AfterTraced(Option<u64>),
+}
+
+impl GoidBase {
+    fn resolve(self, table: &GoroutineTable) -> Option<u64> {
+        match self {
+            GoidBase::Read(read) => read,
+            GoidBase::AfterTraced(read) => table.max_spawned_goid().or(read),
+        }
+    }
+}
+
 /// The read of the goroutine list done every tick while a probe group is
 /// off: without park/wake probes it sets every goroutine's state; without
 /// spawn/exit probes it adds and removes goroutines and counts, from the
@@ -471,41 +506,38 @@ fn sweep(
     goids
 }
 
-/// Feeds the budget one tick and carries out what it decides; in the
-/// line-oriented display, says so on stderr (the dashboard shows the mode).
-/// Returns whether the spawn/exit probes came or went.
-fn apply_budget(
+/// Feeds the budget one tick: the probe groups to detach or re-attach.
+fn budget_changes(
     budget: &mut Budget,
-    probes: &mut ProbeSession,
+    probes: &ProbeSession,
     now_ns: u64,
     pid: u32,
     goids: Option<u64>,
-    display: &Display,
-) -> bool {
+) -> Vec<Change> {
     let attached: Vec<ProbeGroup> = ProbeGroup::ALL
         .into_iter()
         .filter(|&g| probes.is_attached(g))
         .collect();
     let Some(cpu_ns) = process_cpu_ns(pid) else {
-        return false;
+        return Vec::new();
     };
-    let mut lifecycle_changed = false;
-    for change in budget.tick(now_ns, probes.counters(), cpu_ns, goids, &attached) {
-        let (group, on, reason) = match &change {
-            Change::Detach { group, reason } => (*group, false, reason),
-            Change::Reattach { group, reason } => (*group, true, reason),
-        };
-        if let Err(err) = probes.set_attached(group, on) {
-            log::warn!("cannot change the {} probes: {err}", group.describe());
-            continue;
-        }
-        lifecycle_changed |= group == ProbeGroup::Lifecycle;
-        if matches!(display, Display::Lines { .. }) {
-            let verb = if on { "re-attached" } else { "detached" };
-            eprintln!("tracer: {verb} {reason}");
-        }
+    budget.tick(now_ns, probes.counters(), cpu_ns, goids, &attached)
+}
+
+/// Carries out one budget change; in the line-oriented display, says so on
+/// stderr (the dashboard shows the mode). Returns whether it was done.
+fn carry_out(probes: &mut ProbeSession, change: &Change, display: &Display) -> bool {
+    let (group, on) = (change.group(), change.attaches());
+    let (Change::Detach { reason, .. } | Change::Reattach { reason, .. }) = change;
+    if let Err(err) = probes.set_attached(group, on) {
+        log::warn!("cannot change the {} probes: {err}", group.describe());
+        return false;
     }
-    lifecycle_changed
+    if matches!(display, Display::Lines { .. }) {
+        let verb = if on { "re-attached" } else { "detached" };
+        eprintln!("tracer: {verb} {reason}");
+    }
+    true
 }
 
 fn mode_report(
