@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::model::{Goroutine, GoroutineState, GoroutineTable, Origin, SiteStats, Totals};
 use crate::probes::{BudgetStatus, ProbeCounters, ProbeGroup};
 use crate::suspects::Suspect;
-use crate::target::{memory::symbolization_pc, process_usage, ProcessUsage, Target};
+use crate::target::{memory::symbolization_pc, ProcessUsage, Target};
 
 /// A source location of the target program.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -167,9 +167,14 @@ pub struct SnapshotSummary {
     pub duration_s: f64,
 }
 
+/// Everything a document is made of besides the model: who the target is,
+/// how to name its pcs, and the session's latest readings.
 pub struct SnapshotContext<'a> {
-    pub target: &'a Target,
+    pub symbols: &'a dyn Symbols,
     pub pid: u32,
+    pub go_version: String,
+    /// The target's executable, as shown.
+    pub binary: String,
     pub attached_at_ns: u64,
     pub now_ns: u64,
     pub probes: ProbeCounters,
@@ -179,6 +184,8 @@ pub struct SnapshotContext<'a> {
     pub mode: ModeReport,
     /// Creator stacks by stack-map id (`--creation-stacks`).
     pub creation_stacks: HashMap<u32, Arc<[u64]>>,
+    /// The target's resident memory and threads at `now_ns`.
+    pub process: ProcessUsage,
 }
 
 /// Symbolization of the target's pcs into the model's views: creation
@@ -272,7 +279,7 @@ fn resume_frames(target: &Target, pc: u64) -> Vec<crate::target::Frame> {
 impl SnapshotContext<'_> {
     fn state_label(&self, g: &Goroutine) -> String {
         match (g.state, g.wait_reason) {
-            (GoroutineState::Waiting, Some(code)) => self.target.wait_reason(code),
+            (GoroutineState::Waiting, Some(code)) => self.symbols.wait_reason(code),
             (GoroutineState::Waiting, None) => "waiting".into(),
             (GoroutineState::Runnable, _) => "runnable".into(),
             (GoroutineState::Running, _) => "running".into(),
@@ -313,7 +320,7 @@ impl SnapshotContext<'_> {
         let sites = sites
             .into_iter()
             .map(|(pc, stats)| SiteReport {
-                site: self.target.creation_site(pc),
+                site: self.symbols.creation_site(pc),
                 stats,
             })
             .collect();
@@ -324,10 +331,10 @@ impl SnapshotContext<'_> {
                 goid: g.goid,
                 parent_goid: g.parent_goid,
                 state: g.state,
-                wait_reason: g.wait_reason.map(|c| self.target.wait_reason(c)),
+                wait_reason: g.wait_reason.map(|c| self.symbols.wait_reason(c)),
                 wait_reason_code: g.wait_reason,
-                creation_site: g.gopc.map(|pc| self.target.creation_site(pc)),
-                start_function: g.start_pc.and_then(|pc| self.target.function(pc)),
+                creation_site: g.gopc.map(|pc| self.symbols.creation_site(pc)),
+                start_function: g.start_pc.and_then(|pc| self.symbols.function(pc)),
                 created_at_ns: g.created_at_ns,
                 first_seen_ns: g.first_seen_ns,
                 parked_since_ns: g.parked_since_ns,
@@ -340,7 +347,7 @@ impl SnapshotContext<'_> {
                 blocked_at: g
                     .blocked_stack
                     .as_deref()
-                    .map(|pcs| self.target.stack(pcs))
+                    .map(|pcs| self.symbols.stack(pcs))
                     .unwrap_or_default(),
                 wait_channels: g
                     .wait_channels
@@ -349,20 +356,20 @@ impl SnapshotContext<'_> {
                 creation_stack: g
                     .creation_stack
                     .and_then(|id| self.creation_stacks.get(&id))
-                    .map(|pcs| self.target.stack(pcs))
+                    .map(|pcs| self.symbols.stack(pcs))
                     .unwrap_or_default(),
             })
             .collect();
         Snapshot {
             pid: self.pid,
-            go_version: self.target.go_version.raw.clone(),
-            binary: self.target.display_path.clone(),
+            go_version: self.go_version.clone(),
+            binary: self.binary.clone(),
             now_ns: self.now_ns,
             elapsed_s: seconds(self.now_ns.saturating_sub(self.attached_at_ns)),
             mode: self.mode.clone(),
             totals: table.totals(),
             probes: self.probes,
-            process: process_usage(self.pid),
+            process: self.process,
             by_state,
             suspects: suspects.to_vec(),
             sites,

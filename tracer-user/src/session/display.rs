@@ -8,7 +8,6 @@ use crate::{
     model::{GoroutineTable, TimelineEntry, Totals, MAX_WATCHED},
     report::{human_line, SnapshotContext, Symbols},
     suspects::{age_is_lower_bound, age_ns, site_label, Analysis, SuspectEngine},
-    target::process_usage,
     tui::{self, App, FocusDetail, InputReader, MemberRow, Terminal, Timeline},
 };
 
@@ -85,13 +84,13 @@ impl Dashboard {
         self.focus = self.app.focus();
         let focus = self
             .focus
-            .and_then(|id| focus_detail(id, &self.analysis, table, engine, ctx.target, ctx.now_ns));
+            .and_then(|id| focus_detail(id, &self.analysis, table, engine, ctx.symbols, ctx.now_ns));
         self.app.update(tui::Frame {
             now_ns: ctx.now_ns,
             elapsed_ns: ctx.now_ns.saturating_sub(ctx.attached_at_ns),
             totals: table.totals(),
             probes: ctx.probes,
-            process: process_usage(ctx.pid),
+            process: ctx.process,
             analysis: Arc::clone(&self.analysis),
             focus,
         });

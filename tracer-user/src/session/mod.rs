@@ -28,7 +28,7 @@ use crate::{
     probes::{Budget, Change, ProbeGroup, ProbeOptions, ProbeSession},
     report::{human_final, ModeReport, SnapshotContext, SnapshotSummary},
     suspects::SuspectEngine,
-    target::{process_cpu_ns, Target},
+    target::{process_cpu_ns, process_usage, Target},
     tui::{Action, Input, TargetInfo},
 };
 
@@ -110,8 +110,10 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     // because it was created meanwhile is seen by its spawn event.
     let (memory, snapshot) = seed_from_memory(&target, pid, &mut table, attached_at_ns);
     let mut ctx = SnapshotContext {
-        target: &target,
+        symbols: &target,
         pid,
+        go_version: target.go_version.raw.clone(),
+        binary: target.display_path.clone(),
         attached_at_ns,
         now_ns: attached_at_ns,
         probes: probes.counters(),
@@ -119,6 +121,7 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
         snapshot,
         mode: ModeReport::default(),
         creation_stacks: HashMap::new(),
+        process: process_usage(pid),
     };
     let mut engine = SuspectEngine::new(args.rules.rules());
     let mut budget = Budget::new(
@@ -194,6 +197,7 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     ctx.probes = probes.counters();
     table.set_lost_events(ctx.probes.ringbuf_full);
     ctx.now_ns = ended_at_ns;
+    ctx.process = process_usage(pid);
     ctx.mode.untracked = table.totals().untracked;
     let analysis = engine.update(&table, ended_at_ns, &target);
     let mut last = ctx.snapshot(&table, &analysis.suspects);
@@ -382,7 +386,8 @@ async fn run(
                 if let Display::Dashboard(dashboard) = display {
                     dashboard.app.set_mode(ctx.mode.summary());
                 }
-                let analysis = engine.update(table, ctx.now_ns, ctx.target);
+                ctx.process = process_usage(ctx.pid);
+                let analysis = engine.update(table, ctx.now_ns, ctx.symbols);
                 if !display.tick(analysis, table, engine, ctx).context("cannot draw the dashboard")? {
                     break End::OutputClosed;
                 }
