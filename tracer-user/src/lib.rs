@@ -15,6 +15,7 @@ pub mod cli;
 pub mod inspect;
 pub mod model;
 pub mod probes;
+pub mod record;
 pub mod report;
 pub mod session;
 pub mod suspects;
