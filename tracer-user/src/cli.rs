@@ -17,6 +17,10 @@ use crate::suspects::Rules;
   sudo tracer attach --pid 1234
   sudo tracer attach --pid 1234 --json --interval 2s --duration 1m | jq .suspects
   tracer inspect ./my-service
+  sudo tracer record --pid 1234 -o session.trc --duration 10m
+  tracer replay session.trc
+  tracer report session.trc --fail-on-suspects
+  tracer export session.trc --pprof goroutines.pb.gz --perfetto timeline.json
 
 Targets: Go 1.21-1.27 amd64 executables with symbols and DWARF (not stripped).
 Exit status: 0 after a clean detach (q, Ctrl-C, SIGTERM, --duration, target exit); 1 on any error."
@@ -46,6 +50,93 @@ pub enum Command {
     /// for a binary path; reading /proc/PID/exe of another user's process
     /// needs root.
     Inspect(InspectArgs),
+    /// Attach like `attach` and record the session to a file, without the
+    /// dashboard: one summary line per interval. The file (format in
+    /// docs/recording-format.md) carries everything `replay`, `report` and
+    /// `export` need, without the binary. Needs root.
+    Record(RecordArgs),
+    /// Replay a recording: the dashboard over the recorded session, with
+    /// play/pause, speed and seeking; or, with --json/--no-tui or without a
+    /// terminal, the documents the live session printed.
+    Replay(ReplayArgs),
+    /// Print the leak suspects of a recording, or of a live process traced
+    /// for --duration; exits 2 with --fail-on-suspects when there is one.
+    Report(ReportArgs),
+    /// Write a recording's goroutines as a pprof goroutine profile or its
+    /// timeline as a Perfetto (Chrome JSON) trace.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The file to write (replaced if it exists).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub attach: AttachArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// A file written by `tracer record` or `tracer attach --record`.
+    pub file: PathBuf,
+    /// Print the recorded session's JSON documents, one per interval, as
+    /// `tracer attach --json` printed them.
+    #[arg(long)]
+    pub json: bool,
+    /// Print the summary lines instead of opening the dashboard.
+    #[arg(long)]
+    pub no_tui: bool,
+    /// No colors in the dashboard (also when the NO_COLOR variable is set).
+    #[arg(long)]
+    pub no_color: bool,
+    /// Playback speed of the dashboard, times real time.
+    #[arg(long, default_value_t = 1.0, value_parser = parse_speed)]
+    pub speed: f64,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["file", "pid"]))]
+pub struct ReportArgs {
+    /// A recording to report on.
+    pub file: Option<PathBuf>,
+    /// Trace this live process instead (needs root), for --duration.
+    #[arg(long, short, requires = "duration")]
+    pub pid: Option<u32>,
+    /// How long to trace the live process.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Print JSON (schema in the README, "tracer report --json").
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with status 2 when a suspect scores at least --min-score.
+    #[arg(long)]
+    pub fail_on_suspects: bool,
+    /// Least score (0-100) of a suspect that fails --fail-on-suspects.
+    #[arg(long, default_value_t = 0, value_name = "SCORE")]
+    pub min_score: u32,
+    /// Settings of the live session (with --pid).
+    #[command(flatten)]
+    pub rules: RuleArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("format").required(true).multiple(true).args(["pprof", "perfetto"]))]
+pub struct ExportArgs {
+    /// A file written by `tracer record`.
+    pub file: PathBuf,
+    /// Write a goroutine profile (pprof protobuf, gzip) of the goroutines
+    /// alive at the end, or at --at: `go tool pprof -http=: FILE`.
+    #[arg(long, value_name = "OUT")]
+    pub pprof: Option<PathBuf>,
+    /// Write the timeline as a Chrome JSON trace (goroutine lifetimes as
+    /// slices, parks and wakes as instants, counters): ui.perfetto.dev.
+    #[arg(long, value_name = "OUT")]
+    pub perfetto: Option<PathBuf>,
+    /// For --pprof: the time since attach to take the goroutines at (e.g.
+    /// 30s); default: the end of the recording.
+    #[arg(long, value_parser = parse_duration)]
+    pub at: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -104,12 +195,18 @@ pub struct AttachArgs {
     /// No colors in the dashboard (also when the NO_COLOR variable is set).
     #[arg(long)]
     pub no_color: bool,
+    /// Also record the session to this file (see `tracer record`).
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Print nothing per interval nor at the end (`report --pid`).
+    #[arg(skip)]
+    pub quiet: bool,
     #[command(flatten)]
     pub rules: RuleArgs,
 }
 
 /// Thresholds of the leak-suspect rules (README, "Leak suspects").
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 #[command(next_help_heading = "Leak-suspect rules")]
 pub struct RuleArgs {
     /// Goroutines waiting on a channel, select or sync primitive for longer
@@ -172,6 +269,30 @@ fn parse_percent(s: &str) -> Result<f64, String> {
         .map_err(|e| format!("{e} (examples: 1, 0.5, 2%)"))?;
     if !(v > 0.0 && v <= 100.0) {
         return Err("must be more than 0 and at most 100".into());
+    }
+    Ok(v)
+}
+
+impl AttachArgs {
+    /// `attach --pid PID` with every other setting at its default.
+    pub fn defaults(pid: u32) -> Self {
+        let pid = pid.to_string();
+        match Cli::try_parse_from(["tracer", "attach", "--pid", pid.as_str()]) {
+            Ok(Cli {
+                command: Command::Attach(args),
+            }) => args,
+            _ => unreachable!("attach --pid N always parses"),
+        }
+    }
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim_end_matches('x')
+        .parse()
+        .map_err(|e| format!("{e} (examples: 0.5, 2, 10x)"))?;
+    if !(0.01..=10_000.0).contains(&v) {
+        return Err("must be between 0.01 and 10000".into());
     }
     Ok(v)
 }

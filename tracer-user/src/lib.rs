@@ -12,6 +12,7 @@
 //! - [`inspect`], [`cli`]: the command-line edge.
 
 pub mod cli;
+pub mod export;
 pub mod inspect;
 pub mod model;
 pub mod probes;

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::probes::{ProbeCounters, ProbeGroup};
 
@@ -58,7 +58,7 @@ impl Change {
 }
 
 /// What the budget says now, for the UI and the JSON documents.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct BudgetStatus {
     /// The cap, percent of the target's CPU time; `None`: no cap.
     pub max_overhead_pct: Option<f64>,
@@ -68,7 +68,7 @@ pub struct BudgetStatus {
     pub detached: Vec<DetachedGroup>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DetachedGroup {
     pub group: ProbeGroup,
     pub reason: String,

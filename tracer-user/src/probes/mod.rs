@@ -18,7 +18,7 @@ use aya::{
     },
     Ebpf, EbpfLoader,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracer_ebpf::{
     counter, program, ProbeConfig, COUNTERS_MAP, EVENTS_MAP, PROBE_CONFIG_GLOBAL, STACKS_MAP,
     STACKS_MAP_ENTRIES,
@@ -85,7 +85,7 @@ pub struct AttachedProbe {
 }
 
 /// Cumulative counters kept by the probes (summed over CPUs).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeCounters {
     pub spawn_hits: u64,
     pub park_hits: u64,
@@ -113,7 +113,7 @@ impl ProbeCounters {
 
 /// Probes that are attached and detached together: a goroutine's lifecycle
 /// needs both its spawn and its exit, its scheduling both park and wake.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProbeGroup {
     /// `newproc1` RETs and `goexit1`: spawn and exit.

@@ -23,6 +23,9 @@
 //! input.
 
 mod container;
+pub mod format;
+mod recorder;
+mod symbols;
 #[cfg(test)]
 mod tests;
 
@@ -30,3 +33,5 @@ pub use container::{
     End, OpenError, RecordReader, RecordWriter, WriterOptions, WriterStats, DEFAULT_BLOCK_SIZE,
     FORMAT_MAJOR, FORMAT_MINOR, MAGIC, MAX_BLOCK_LEN, MAX_HEADER_PAYLOAD, MAX_RECORD_LEN,
 };
+pub use recorder::Recorder;
+pub use symbols::{SymbolCache, SymbolStore};

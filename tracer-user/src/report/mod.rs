@@ -5,11 +5,12 @@
 //! `file:line` and Go's own wait-reason strings, using the target's symbols.
 
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, HashMap},
     sync::Arc,
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{Goroutine, GoroutineState, GoroutineTable, Origin, SiteStats, Totals};
 use crate::probes::{BudgetStatus, ProbeCounters, ProbeGroup};
@@ -17,7 +18,7 @@ use crate::suspects::Suspect;
 use crate::target::{memory::symbolization_pc, ProcessUsage, Target};
 
 /// A source location of the target program.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SourceLocation {
     /// Runtime address, hex.
     pub pc: String,
@@ -67,17 +68,17 @@ pub struct SiteReport {
 }
 
 /// How the session traces right now.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ModeReport {
     /// `default` (spawn/exit probes, states read from memory every interval)
     /// or `precise` (park/wake probes too).
-    pub name: &'static str,
+    pub name: Cow<'static, str>,
     /// Probe groups attached now.
     pub attached: Vec<ProbeGroup>,
     /// Where goroutine states and wait times come from: `events` (park/wake
     /// probes: exact) or `memory reads` (each interval: a wait's start is
     /// known to within one interval).
-    pub states_from: &'static str,
+    pub states_from: Cow<'static, str>,
     pub budget: BudgetStatus,
     /// `--max-tracked`, and the goroutines met beyond it (not tracked).
     pub max_tracked: u64,
@@ -158,7 +159,7 @@ pub struct Snapshot {
 }
 
 /// What the attach-time memory snapshot found.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct SnapshotSummary {
     /// Goroutines read and seeded into the model.
     pub goroutines: u64,
@@ -382,7 +383,8 @@ impl SnapshotContext<'_> {
     }
 }
 
-fn unknown(pc: u64) -> SourceLocation {
+/// A pc with no name: shown by address.
+pub fn unknown(pc: u64) -> SourceLocation {
     SourceLocation {
         pc: format!("{pc:#x}"),
         function: "?".into(),

@@ -20,6 +20,8 @@ pub enum Display {
         previous: Option<Totals>,
     },
     Dashboard(Box<Dashboard>),
+    /// Nothing shown (`report --pid` records, then reports).
+    Quiet,
 }
 
 /// Fields drop in order: the input thread stops before the terminal is
@@ -82,9 +84,9 @@ impl Dashboard {
             self.analysis = analysis;
         }
         self.focus = self.app.focus();
-        let focus = self
-            .focus
-            .and_then(|id| focus_detail(id, &self.analysis, table, engine, ctx.symbols, ctx.now_ns));
+        let focus = self.focus.and_then(|id| {
+            focus_detail(id, &self.analysis, table, engine, ctx.symbols, ctx.now_ns)
+        });
         self.app.update(tui::Frame {
             now_ns: ctx.now_ns,
             elapsed_ns: ctx.now_ns.saturating_sub(ctx.attached_at_ns),
@@ -103,7 +105,7 @@ impl Dashboard {
     }
 
     /// Goroutines whose timelines the dashboard may show.
-    fn examples(&self) -> Vec<u64> {
+    pub fn examples(&self) -> Vec<u64> {
         let focused = self
             .app
             .focus()
@@ -141,6 +143,7 @@ impl Display {
                 *previous = Some(snapshot.totals);
                 Ok(written.and_then(|()| out.flush()).is_ok())
             }
+            Display::Quiet => Ok(true),
             Display::Dashboard(dashboard) => {
                 dashboard.update(Some(Arc::new(analysis)), table, engine, ctx);
                 table.watch(&dashboard.examples());

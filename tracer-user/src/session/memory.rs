@@ -9,8 +9,10 @@
 
 use std::{sync::Arc, time::Instant};
 
+use super::model::Model;
 use crate::{
-    model::{GoroutineState, GoroutineTable, Reconciled, SnapshotGoroutine},
+    model::{GoroutineState, Reconciled, SnapshotGoroutine},
+    record::format::BlockedAt,
     report::SnapshotSummary,
     target::{
         memory::{self, GLayout, ProcessMemory, SudogLayout},
@@ -74,24 +76,36 @@ impl TargetMemory {
         )
     }
 
-    /// Reads every goroutine of the target and seeds `table` with them,
+    /// Reads every goroutine of the target and seeds the model with them,
     /// with the stacks (and channels) of those that are parked.
     pub fn seed(
         &self,
-        table: &mut GoroutineTable,
+        model: &mut Model,
         now_ns: u64,
     ) -> Result<SnapshotSummary, memory::SnapshotError> {
         let started = Instant::now();
         let snapshot = self.read_list()?;
         let stacks = memory::unwind_all(&self.memory, &snapshot.goroutines, MAX_FRAMES);
         let channels = self.wait_channels(&snapshot.goroutines);
-        table.seed(snapshot.goroutines.iter().map(|g| to_model(g, now_ns)));
+        model.seed(
+            snapshot
+                .goroutines
+                .iter()
+                .map(|g| to_model(g, now_ns))
+                .collect(),
+            now_ns,
+        );
         for ((g, pcs), channels) in snapshot.goroutines.iter().zip(stacks).zip(channels) {
             if pcs.is_empty() {
                 continue;
             }
-            let parked_since = table.get(g.goid).and_then(|m| m.parked_since_ns);
-            table.set_blocked_at(g.goid, parked_since, Arc::from(pcs), channels);
+            let parked_since_ns = model.table.get(g.goid).and_then(|m| m.parked_since_ns);
+            model.blocked_at(BlockedAt {
+                goid: g.goid,
+                parked_since_ns,
+                pcs: Arc::from(pcs),
+                channels,
+            });
         }
         Ok(SnapshotSummary {
             goroutines: snapshot.goroutines.len() as u64,
@@ -100,18 +114,18 @@ impl TargetMemory {
         })
     }
 
-    /// Re-reads the goroutine list and reconciles the table with it (see
-    /// [`GoroutineTable::reconcile`]); every event up to `started_ns` must
-    /// have been applied. Stacks of goroutines it adds come with the next
-    /// [`TargetMemory::refresh_stacks`].
+    /// Re-reads the goroutine list and reconciles the model with it (see
+    /// [`crate::model::GoroutineTable::reconcile`]); every event up to
+    /// `started_ns` must have been applied. Stacks of goroutines it adds
+    /// come with the next [`TargetMemory::refresh_stacks`].
     pub fn reconcile(
         &self,
-        table: &mut GoroutineTable,
+        model: &mut Model,
         started_ns: u64,
         states: bool,
     ) -> Result<Reconciled, memory::SnapshotError> {
         let snapshot = self.read_list()?;
-        Ok(table.reconcile(
+        Ok(model.reconcile(
             snapshot
                 .goroutines
                 .iter()
@@ -127,8 +141,9 @@ impl TargetMemory {
     /// [`STACKS_PER_REFRESH`]. Each `g` is re-read first: only a goroutine
     /// still parked, with the same goid, is unwound. Returns how many stacks
     /// were recorded.
-    pub fn refresh_stacks(&self, table: &mut GoroutineTable) -> usize {
-        let pending: Vec<(u64, u64, Option<u64>)> = table
+    pub fn refresh_stacks(&self, model: &mut Model) -> usize {
+        let pending: Vec<(u64, u64, Option<u64>)> = model
+            .table
             .iter()
             .filter(|g| g.state == GoroutineState::Waiting && g.blocked_stack.is_none())
             .take(STACKS_PER_REFRESH)
@@ -153,8 +168,13 @@ impl TargetMemory {
         // An empty stack (nothing unwindable) is recorded too, so that the
         // goroutine is not retried on every refresh.
         for (((i, _), pcs), channels) in parked.iter().zip(stacks).zip(channels) {
-            let (goid, _, parked_since) = pending[*i];
-            table.set_blocked_at(goid, parked_since, Arc::from(pcs), channels);
+            let (goid, _, parked_since_ns) = pending[*i];
+            model.blocked_at(BlockedAt {
+                goid,
+                parked_since_ns,
+                pcs: Arc::from(pcs),
+                channels,
+            });
         }
         parked.len()
     }

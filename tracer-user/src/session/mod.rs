@@ -4,6 +4,8 @@
 
 mod display;
 mod memory;
+mod model;
+pub mod replay;
 
 use std::{
     collections::HashMap,
@@ -22,13 +24,18 @@ use tokio::{
 
 use self::display::{Dashboard, Display};
 use self::memory::TargetMemory;
+use self::model::Model;
 use crate::{
     cli::AttachArgs,
-    model::{decode_event, GoroutineTable},
+    model::GoroutineTable,
     probes::{Budget, Change, ProbeGroup, ProbeOptions, ProbeSession},
+    record::{
+        format::{Header, Tick, SESSION_FORMAT, SESSION_VERSION},
+        Recorder, SymbolCache,
+    },
     report::{human_final, ModeReport, SnapshotContext, SnapshotSummary},
     suspects::SuspectEngine,
-    target::{process_cpu_ns, process_usage, Target},
+    target::{process_cpu_ns, process_start_unix_ns, process_usage, Target},
     tui::{Action, Input, TargetInfo},
 };
 
@@ -62,6 +69,8 @@ enum End {
     OutputClosed,
     /// `q` in the dashboard.
     Quit,
+    /// Writing the recording failed.
+    RecordingFailed,
 }
 
 impl End {
@@ -73,6 +82,7 @@ impl End {
             End::TargetExited => "target process exited",
             End::OutputClosed => "output closed",
             End::Quit => "quit from the dashboard",
+            End::RecordingFailed => "the recording could not be written",
         }
     }
 }
@@ -105,12 +115,20 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the event loop")?;
-    let mut table = GoroutineTable::with_cap(args.max_tracked);
+    let recorder = match &args.record {
+        Some(path) => Some(
+            Recorder::create(path, &header(args, &target, attached_at_ns))
+                .with_context(|| format!("cannot create the recording {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let symbols = SymbolCache::new(&target, recorder.is_some());
+    let mut model = Model::new(GoroutineTable::with_cap(args.max_tracked), recorder);
     // The probes are already attached: every goroutine the snapshot misses
     // because it was created meanwhile is seen by its spawn event.
-    let (memory, snapshot) = seed_from_memory(&target, pid, &mut table, attached_at_ns);
+    let (memory, snapshot) = seed_from_memory(&target, pid, &mut model, attached_at_ns);
     let mut ctx = SnapshotContext {
-        symbols: &target,
+        symbols: &symbols,
         pid,
         go_version: target.go_version.raw.clone(),
         binary: target.display_path.clone(),
@@ -128,11 +146,13 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
         args.max_overhead
             .or((!args.precise).then_some(DEFAULT_MAX_OVERHEAD_PCT)),
     );
-    ctx.mode = mode_report(args, &probes, &budget, &table);
+    ctx.mode = mode_report(args, &probes, &budget, &model.table);
     if ctx.mode.untracked > 0 {
         warn_capped(args);
     }
-    let mut display = if args.json || args.no_tui || !std::io::stdout().is_terminal() {
+    let mut display = if args.quiet {
+        Display::Quiet
+    } else if args.json || args.no_tui || !std::io::stdout().is_terminal() {
         Display::Lines {
             json: args.json,
             previous: None,
@@ -153,7 +173,8 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
             args,
             probes: &mut probes,
             memory: memory.as_ref(),
-            table: &mut table,
+            model: &mut model,
+            symbols: &symbols,
             engine: &mut engine,
             budget: &mut budget,
             ctx: &mut ctx,
@@ -175,35 +196,42 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     probes.detach();
     log::info!("probes detached in {:?}", detach_started.elapsed());
     let (end, mut ring, goids) = result?;
-    drain(&mut ring, &mut table, usize::MAX);
+    drain(&mut ring, &mut model, usize::MAX);
     if let Some(memory) = &memory {
         if end != End::TargetExited {
             // A last read, as if the probes were still as they were:
             // goroutines that exited after the probes came out go, states
             // come up to date without park/wake probes, and spawns are
             // counted without spawn/exit probes.
-            let before = goids.resolve(&table);
-            sweep(memory, on_at_end, &mut table, before, ended_at_ns);
+            let before = goids.resolve(&model.table);
+            sweep(memory, on_at_end, &mut model, before, ended_at_ns);
             if on_at_end.scheduling && on_at_end.lifecycle {
                 // The sweep had nothing to do; states stay the events'.
-                if let Err(err) = memory.reconcile(&mut table, ended_at_ns, false) {
+                if let Err(err) = memory.reconcile(&mut model, ended_at_ns, false) {
                     log::warn!("the final read of the goroutine list failed: {err}");
                 }
             }
         }
-        memory.refresh_stacks(&mut table);
+        memory.refresh_stacks(&mut model);
     }
-    resolve_creation_stacks(&table, &probes, &mut ctx.creation_stacks);
+    let mut new_stacks = resolve_creation_stacks(&model.table, &probes, &mut ctx.creation_stacks);
     ctx.probes = probes.counters();
-    table.set_lost_events(ctx.probes.ringbuf_full);
+    model.lost_events(ctx.probes.ringbuf_full);
     ctx.now_ns = ended_at_ns;
     ctx.process = process_usage(pid);
-    ctx.mode.untracked = table.totals().untracked;
-    let analysis = engine.update(&table, ended_at_ns, &target);
-    let mut last = ctx.snapshot(&table, &analysis.suspects);
+    ctx.mode.untracked = model.table.totals().untracked;
+    let analysis = engine.update(&model.table, ended_at_ns, &symbols);
+    let mut last = ctx.snapshot(&model.table, &analysis.suspects);
     last.ended = Some(end.describe().to_string());
     eprintln!("tracer: detached from pid {pid}: {}", end.describe());
-    if end != End::OutputClosed {
+    let recorded = model.recorder.take().map(|mut recorder| {
+        symbols.cover(&model.table);
+        let mut tick = tick_record(&ctx, &mut new_stacks);
+        tick.ended = last.ended.clone();
+        recorder.tick(&symbols.take_delta(), &tick);
+        recorder.finish()
+    });
+    if end != End::OutputClosed && !args.quiet {
         let mut out = std::io::stdout().lock();
         let written = if args.json {
             serde_json::to_writer(&mut out, &last)
@@ -215,7 +243,92 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
         // A closed stdout at the very end is not worth an error exit.
         let _ = written.and_then(|()| out.flush());
     }
+    if let (Some(recorded), Some(path)) = (recorded, &args.record) {
+        let stats =
+            recorded.with_context(|| format!("the recording {} is incomplete", path.display()))?;
+        if end == End::RecordingFailed {
+            anyhow::bail!("the recording {} stops early: see above", path.display());
+        }
+        eprintln!(
+            "tracer: recorded {} records in {} ({:.1} MB)",
+            stats.records,
+            path.display(),
+            stats.bytes as f64 / 1e6
+        );
+    }
     Ok(())
+}
+
+/// `tracer record`: `attach --record FILE` without the dashboard.
+pub fn record(args: crate::cli::RecordArgs) -> anyhow::Result<()> {
+    let mut attach = args.attach;
+    attach.record = Some(args.output);
+    attach.no_tui = true;
+    self::attach(&attach)
+}
+
+/// `tracer report`: from a recording, or from a live process recorded to
+/// a temporary file for `--duration` first. Returns whether a suspect
+/// reached `--min-score`.
+pub fn report(args: &crate::cli::ReportArgs) -> anyhow::Result<bool> {
+    if let Some(file) = &args.file {
+        return replay::report(args, file);
+    }
+    let (Some(pid), Some(duration)) = (args.pid, args.duration) else {
+        anyhow::bail!("report needs a recording, or --pid with --duration");
+    };
+    let dir = std::env::temp_dir().join(format!("tracer-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = dir.join("session.trc");
+    let mut attach = AttachArgs::defaults(pid);
+    attach.duration = Some(duration);
+    attach.rules = args.rules.clone();
+    attach.record = Some(file.clone());
+    attach.quiet = true;
+    let result = self::attach(&attach).and_then(|()| replay::report(args, &file));
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// The recording's header: the target's identity and the settings that
+/// shape the documents.
+fn header(args: &AttachArgs, target: &Target, attached_at_ns: u64) -> Header {
+    let unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as i64);
+    Header {
+        format: SESSION_FORMAT.to_string(),
+        session_version: SESSION_VERSION,
+        tracer_version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: args.pid,
+        binary: target.display_path.clone(),
+        build_id: target.build_id.clone(),
+        go_version: target.go_version.raw.clone(),
+        target_started_unix_ns: process_start_unix_ns(args.pid),
+        attached_at_ns,
+        // The wall clock now, taken as the monotonic clock's attach time
+        // (microseconds apart).
+        attached_at_unix_ns: unix_ns - (monotonic_ns() - attached_at_ns) as i64,
+        interval_ns: args.interval.as_nanos() as u64,
+        rules: args.rules.rules(),
+        max_goroutines: args.max_goroutines,
+        max_tracked: args.max_tracked,
+        command: std::env::args().collect(),
+    }
+}
+
+/// The session's readings of this interval, for the recording; takes the
+/// creator stacks resolved since the last one.
+fn tick_record(ctx: &SnapshotContext<'_>, new_stacks: &mut Vec<(u32, Vec<u64>)>) -> Tick {
+    Tick {
+        now_ns: ctx.now_ns,
+        probes: ctx.probes,
+        mode: ctx.mode.clone(),
+        process: ctx.process,
+        snapshot: ctx.snapshot.clone(),
+        creation_stacks: std::mem::take(new_stacks),
+        ended: None,
+    }
 }
 
 /// Reads the target's goroutine list into `table`. Failing that, tracing
@@ -223,7 +336,7 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
 fn seed_from_memory(
     target: &Target,
     pid: u32,
-    table: &mut GoroutineTable,
+    model: &mut Model,
     now_ns: u64,
 ) -> (Option<TargetMemory>, Option<SnapshotSummary>) {
     let memory = match TargetMemory::open(target, pid) {
@@ -233,7 +346,7 @@ fn seed_from_memory(
             return (None, None);
         }
     };
-    match memory.seed(table, now_ns) {
+    match memory.seed(model, now_ns) {
         Ok(summary) => {
             eprintln!(
                 "tracer: snapshot: {} goroutines read in {:.3}s ({} discarded as torn reads)",
@@ -253,7 +366,8 @@ struct Loop<'a, 't> {
     args: &'a AttachArgs,
     probes: &'a mut ProbeSession,
     memory: Option<&'a TargetMemory>,
-    table: &'a mut GoroutineTable,
+    model: &'a mut Model,
+    symbols: &'a SymbolCache<'t>,
     engine: &'a mut SuspectEngine,
     budget: &'a mut Budget,
     ctx: &'a mut SnapshotContext<'t>,
@@ -264,7 +378,7 @@ struct Loop<'a, 't> {
 async fn next_input(display: &mut Display) -> Option<std::io::Result<Input>> {
     match display {
         Display::Dashboard(dashboard) => dashboard.input.next().await,
-        Display::Lines { .. } => std::future::pending().await,
+        Display::Lines { .. } | Display::Quiet => std::future::pending().await,
     }
 }
 
@@ -277,12 +391,15 @@ async fn run(
         args,
         probes,
         memory,
-        table,
+        model,
+        symbols,
         engine,
         budget,
         ctx,
         display,
     } = l;
+    // Creator stacks resolved since the last tick, for the recording.
+    let mut new_stacks = Vec::new();
     // SAFETY: both values own their file descriptors and keep them open,
     // unreplaced, for as long as the AsyncFd wraps them.
     let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
@@ -296,7 +413,7 @@ async fn run(
     // The dashboard shows its first picture at once; lines come per interval.
     let first_tick = match display {
         Display::Dashboard(_) => start,
-        Display::Lines { .. } => start + args.interval,
+        Display::Lines { .. } | Display::Quiet => start + args.interval,
     };
     let mut ticks = tokio::time::interval_at(first_tick, args.interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -323,12 +440,12 @@ async fn run(
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("event ring buffer failed")?;
-                if drain(guard.get_inner_mut(), table, DRAIN_BATCH) < DRAIN_BATCH {
+                if drain(guard.get_inner_mut(), model, DRAIN_BATCH) < DRAIN_BATCH {
                     guard.clear_ready();
                 }
             }
             _ = drain_ticks.tick() => {
-                drain(ring.get_mut(), table, DRAIN_BATCH);
+                drain(ring.get_mut(), model, DRAIN_BATCH);
             }
             _ = budget_ticks.tick() => {
                 let now = memory.and_then(TargetMemory::goids_allocated);
@@ -339,10 +456,10 @@ async fn run(
                         // since the last read from the generator first.
                         // (The few between this read and the probes'
                         // return are missed; the rate is low by then.)
-                        drain(ring.get_mut(), table, usize::MAX);
-                        let before = goids.resolve(table);
+                        drain(ring.get_mut(), model, usize::MAX);
+                        let before = goids.resolve(&model.table);
                         let at = monotonic_ns();
-                        goids = GoidBase::Read(sweep(memory, ProbesOn::of(probes), table, before, at));
+                        goids = GoidBase::Read(sweep(memory, ProbesOn::of(probes), model, before, at));
                     }
                     if carry_out(probes, &change, display) && lifecycle && !change.attaches() {
                         goids = GoidBase::AfterTraced(now);
@@ -350,36 +467,36 @@ async fn run(
                 }
             }
             _ = rereads.tick(), if args.snapshot_interval.is_some() && memory.is_some() => {
-                drain(ring.get_mut(), table, usize::MAX);
+                drain(ring.get_mut(), model, usize::MAX);
                 if let Some(memory) = memory {
                     let started = std::time::Instant::now();
                     let states = !probes.is_attached(ProbeGroup::Scheduling);
-                    match memory.reconcile(table, monotonic_ns(), states) {
+                    match memory.reconcile(model, monotonic_ns(), states) {
                         Ok(_) => log::info!("goroutine list re-read in {:?}", started.elapsed()),
                         Err(err) => log::warn!("re-reading the goroutine list failed: {err}"),
                     }
                 }
             }
             _ = ticks.tick() => {
-                drain(ring.get_mut(), table, usize::MAX);
+                drain(ring.get_mut(), model, usize::MAX);
                 if let Some(memory) = memory {
                     let started = std::time::Instant::now();
                     if started >= next_sweep {
-                        let before = goids.resolve(table);
-                        goids = GoidBase::Read(sweep(memory, ProbesOn::of(probes), table, before, monotonic_ns()));
+                        let before = goids.resolve(&model.table);
+                        goids = GoidBase::Read(sweep(memory, ProbesOn::of(probes), model, before, monotonic_ns()));
                         // Reading millions of goroutines takes seconds: keep
                         // the reads under a quarter of a core.
                         next_sweep = started + started.elapsed() * SWEEP_DUTY_INVERSE;
                     }
-                    memory.refresh_stacks(table);
+                    memory.refresh_stacks(model);
                 }
-                resolve_creation_stacks(table, probes, &mut ctx.creation_stacks);
+                new_stacks.extend(resolve_creation_stacks(&model.table, probes, &mut ctx.creation_stacks));
                 probes.flush_logs();
                 ctx.probes = probes.counters();
-                table.set_lost_events(ctx.probes.ringbuf_full);
+                model.lost_events(ctx.probes.ringbuf_full);
                 ctx.now_ns = monotonic_ns();
                 let was_capped = ctx.mode.untracked > 0;
-                ctx.mode = mode_report(args, probes, budget, table);
+                ctx.mode = mode_report(args, probes, budget, &model.table);
                 if !was_capped && ctx.mode.untracked > 0 && matches!(display, Display::Lines { .. }) {
                     warn_capped(args);
                 }
@@ -387,9 +504,17 @@ async fn run(
                     dashboard.app.set_mode(ctx.mode.summary());
                 }
                 ctx.process = process_usage(ctx.pid);
-                let analysis = engine.update(table, ctx.now_ns, ctx.symbols);
-                if !display.tick(analysis, table, engine, ctx).context("cannot draw the dashboard")? {
+                let analysis = engine.update(&model.table, ctx.now_ns, ctx.symbols);
+                if !display.tick(analysis, &mut model.table, engine, ctx).context("cannot draw the dashboard")? {
                     break End::OutputClosed;
+                }
+                if let Some(recorder) = &mut model.recorder {
+                    symbols.cover(&model.table);
+                    recorder.tick(&symbols.take_delta(), &tick_record(ctx, &mut new_stacks));
+                    if let Some(err) = recorder.error() {
+                        eprintln!("tracer: error: cannot write the recording: {err}");
+                        break End::RecordingFailed;
+                    }
                 }
             }
             input = next_input(display) => {
@@ -404,7 +529,7 @@ async fn run(
                     Action::Quit => break End::Quit,
                     Action::Redraw | Action::None if dashboard.focus_changed() => {
                         ctx.now_ns = monotonic_ns();
-                        dashboard.update(None, table, engine, ctx);
+                        dashboard.update(None, &model.table, engine, ctx);
                         dashboard.draw().context("cannot draw the dashboard")?;
                     }
                     Action::Redraw => dashboard.draw().context("cannot draw the dashboard")?,
@@ -488,7 +613,7 @@ impl GoidBase {
 fn sweep(
     memory: &TargetMemory,
     on: ProbesOn,
-    table: &mut GoroutineTable,
+    model: &mut Model,
     goids_before: Option<u64>,
     now_ns: u64,
 ) -> Option<u64> {
@@ -500,10 +625,10 @@ fn sweep(
         return memory.goids_allocated();
     }
     let goids = memory.goids_allocated();
-    match memory.reconcile(table, now_ns, !scheduling) {
+    match memory.reconcile(model, now_ns, !scheduling) {
         Ok(read) => {
             if let (false, Some(now), Some(before)) = (lifecycle, goids, goids_before) {
-                table.count_untraced_spawns(now.saturating_sub(before), read.added);
+                model.untraced_spawns(now.saturating_sub(before), read.added);
             }
         }
         Err(err) => log::warn!("reading the goroutine list failed: {err}"),
@@ -556,12 +681,13 @@ fn mode_report(
         .filter(|&g| probes.is_attached(g))
         .collect();
     ModeReport {
-        name: if args.precise { "precise" } else { "default" },
+        name: if args.precise { "precise" } else { "default" }.into(),
         states_from: if attached.contains(&ProbeGroup::Scheduling) {
             "events"
         } else {
             "memory reads"
-        },
+        }
+        .into(),
         attached,
         budget: budget.status(),
         max_tracked: args.max_tracked as u64,
@@ -570,33 +696,31 @@ fn mode_report(
 }
 
 /// Reads from the probes' stack map the creator stacks that live goroutines
-/// refer to and are not cached yet (identical stacks share one id).
+/// refer to and are not cached yet (identical stacks share one id);
+/// returns those it added.
 fn resolve_creation_stacks(
     table: &GoroutineTable,
     probes: &ProbeSession,
     cache: &mut HashMap<u32, Arc<[u64]>>,
-) {
+) -> Vec<(u32, Vec<u64>)> {
+    let mut added = Vec::new();
     for id in table.iter().filter_map(|g| g.creation_stack) {
         if let std::collections::hash_map::Entry::Vacant(slot) = cache.entry(id) {
             if let Some(pcs) = probes.stack(id) {
-                slot.insert(Arc::from(pcs));
+                slot.insert(Arc::from(pcs.as_slice()));
+                added.push((id, pcs));
             }
         }
     }
+    added
 }
 
 /// Applies up to `max` records from the ring buffer; returns how many.
-fn drain(ring: &mut RingBuf<MapData>, table: &mut GoroutineTable, max: usize) -> usize {
+fn drain(ring: &mut RingBuf<MapData>, model: &mut Model, max: usize) -> usize {
     let mut n = 0;
     while n < max {
         let Some(item) = ring.next() else { break };
-        match decode_event(&item) {
-            Ok(event) => table.apply(&event),
-            Err(err) => {
-                log::debug!("dropping malformed event: {err}");
-                table.record_malformed();
-            }
-        }
+        model.event(&item);
         n += 1;
     }
     n

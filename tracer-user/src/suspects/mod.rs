@@ -40,7 +40,7 @@ use crate::model::{Goroutine, GoroutineState, GoroutineTable, Origin};
 use crate::report::{SourceLocation, Symbols};
 
 /// The thresholds of the rules; `tracer attach` exposes each as a flag.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Rules {
     /// A group waiting on a channel, `select` or `sync` primitive longer than
     /// this is "blocked" (`--blocked-after`).

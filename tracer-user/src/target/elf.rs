@@ -40,6 +40,22 @@ pub(crate) struct SymbolInfo {
 }
 
 impl<'data> ElfImage<'data> {
+    /// The Go build ID (`go tool buildid`), from the `.note.go.buildid`
+    /// note: name "Go", type 4, the ID as its descriptor.
+    pub(crate) fn go_build_id(&self) -> Option<String> {
+        let data = self.file.section_by_name(".note.go.buildid")?.data().ok()?;
+        let word = |at: usize| -> Option<usize> {
+            Some(u32::from_le_bytes(data.get(at..at + 4)?.try_into().ok()?) as usize)
+        };
+        let (name_len, desc_len, kind) = (word(0)?, word(4)?, word(8)?);
+        let desc_at = 12 + name_len.div_ceil(4) * 4;
+        if kind != 4 || data.get(12..12 + name_len.min(2))? != b"Go" {
+            return None;
+        }
+        let desc = data.get(desc_at..desc_at.checked_add(desc_len)?)?;
+        String::from_utf8(desc.to_vec()).ok()
+    }
+
     pub(crate) fn parse(data: &'data [u8]) -> Result<Self, ElfProblem> {
         if !data.starts_with(b"\x7fELF") {
             return Err(ElfProblem::NotElf);

@@ -36,7 +36,9 @@ use std::sync::Arc;
 pub use buildinfo::GoVersion;
 pub use disasm::Placement;
 pub use dwarf::{Frame, RuntimeOffsets, Symbolizer};
-pub use process::{process_cpu_ns, process_is_alive, process_usage, ProcessUsage};
+pub use process::{
+    process_cpu_ns, process_is_alive, process_start_unix_ns, process_usage, ProcessUsage,
+};
 pub use runtime_vars::{RuntimeVars, SchedSource, GOID_CACHE_BATCH};
 pub use wait_reasons::WaitReasons;
 
@@ -241,6 +243,8 @@ pub struct Target {
     /// The binary has no `.symtab` or no DWARF (`-ldflags="-s -w"`, `strip`):
     /// function addresses and source positions then come from `.gopclntab`.
     pub stripped: bool,
+    /// The Go build ID, when the executable has one.
+    pub build_id: Option<String>,
 }
 
 impl Target {
@@ -423,6 +427,7 @@ fn inspect(
         pie: elf.pie,
         pclntab_version,
         stripped: !elf.has_symtab() || !dwarf::present(elf),
+        build_id: elf.go_build_id(),
     })
 }
 

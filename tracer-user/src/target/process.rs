@@ -33,6 +33,25 @@ pub fn process_cpu_ns(pid: u32) -> Option<u64> {
     Some(ticks * (1_000_000_000 / hz))
 }
 
+/// When the process started, Unix nanoseconds: `starttime` (field 22 of
+/// `/proc/PID/stat`, clock ticks since boot) plus the boot time (`btime` of
+/// `/proc/stat`).
+pub fn process_start_unix_ns(pid: u32) -> Option<i64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let ticks: i64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    let boot_s: i64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = i64::from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as i32).max(1);
+    Some(boot_s * 1_000_000_000 + ticks * (1_000_000_000 / hz))
+}
+
 /// utime + stime (fields 14 and 15 of `/proc/PID/stat`, after the command
 /// name, which may contain spaces and parentheses).
 fn parse_cpu_ticks(stat: &str) -> Option<u64> {
@@ -44,7 +63,7 @@ fn parse_cpu_ticks(stat: &str) -> Option<u64> {
 }
 
 /// The target's resident memory and thread count, from `/proc/PID/status`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessUsage {
     pub rss_bytes: Option<u64>,
     pub threads: Option<u64>,

@@ -246,6 +246,16 @@ impl App {
         self.info.mode = mode;
     }
 
+    /// True while the user types a filter: every key is text.
+    pub fn is_typing(&self) -> bool {
+        self.filter_editing
+    }
+
+    /// Forgets the Overview's history (a replay seeking backwards).
+    pub fn clear_history(&mut self) {
+        self.history = LiveHistory::default();
+    }
+
     /// Takes the data of a tick. While paused it is kept aside (the
     /// Overview's history still records it).
     pub fn update(&mut self, frame: Frame) {
