@@ -33,7 +33,7 @@ pub const BENCH_GO_VERSIONS: &[&str] = &["1.22.10", "1.26.6"];
 pub const DEFAULT_GO: &str = "1.26.6";
 /// Go programs under tests/go/.
 pub const GO_TARGETS: &[&str] = &[
-    "leaky", "churn", "pingpong", "demo", "backlog", "leaks", "healthy",
+    "leaky", "churn", "pingpong", "demo", "backlog", "leaks", "healthy", "httpsvc",
 ];
 /// Go programs also built stripped, PIE and with cgo (see `GoBuild`).
 pub const GO_TARGETS_ALL_BUILDS: &[&str] = &["backlog"];
@@ -253,15 +253,20 @@ fn bench(root: &Path) -> Result<()> {
     ]))?;
     for v in BENCH_GO_VERSIONS {
         let go = toolchain::go(root, v)?;
-        let target = toolchain::go_build(root, &go, v, "pingpong")?;
-        println!(
-            "\nTarget-side overhead, Go {v} (5 alternating repetitions of 3 s per workload):\n"
-        );
-        run(Command::new(root.join("target/release/overhead"))
-            .arg(&tracer)
-            .arg(&target)
-            .args(["5", "3"]))?;
+        for name in ["pingpong", "httpsvc"] {
+            toolchain::go_build(root, &go, v, name)?;
+        }
     }
+    println!(
+        "\nTarget-side overhead: untraced, default mode and --precise, Go {} \
+         (5 alternating repetitions of 5 s windows; about 20 min):\n",
+        BENCH_GO_VERSIONS.join(" and ")
+    );
+    run(Command::new(root.join("target/release/overhead"))
+        .arg(&tracer)
+        .arg(root.join("target/gobin"))
+        .args(["5", "5"])
+        .args(BENCH_GO_VERSIONS))?;
     run(cargo(root).args([
         "build",
         "--release",

@@ -1,0 +1,3 @@
+module tracer-tests/httpsvc
+
+go 1.21
