@@ -600,12 +600,24 @@ struct Running {
 
 impl Running {
     fn start(path: &Path) -> Running {
-        let mut child = Command::new(path)
-            .env("GOTRACEBACK", "system")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        // A program written by this process may be "busy" for a moment:
+        // another test thread forking meanwhile holds its write descriptor
+        // until its child execs.
+        let mut attempts = 0;
+        let mut child = loop {
+            match Command::new(path)
+                .env("GOTRACEBACK", "system")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+            {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 50 => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                spawned => break spawned.unwrap(),
+            }
+        };
         let stdout = child.stdout.take().unwrap();
         let (send, receive) = mpsc::channel();
         std::thread::spawn(move || {
