@@ -509,16 +509,33 @@ fn sync_data_puts_blocks_in_the_file() {
     );
 }
 
-/// Writes the seed corpus of the fuzz target `recording_reader`:
-/// `cargo test -p tracer-user --lib record::tests::write_fuzz_seeds -- --ignored`.
+/// The seed corpus of the fuzz target `recording_reader` is exactly what
+/// this writer makes today, so the fuzzer starts from valid recordings of
+/// the current format. `TRACER_WRITE_FUZZ_SEEDS=1 cargo test -p tracer-user
+/// --lib fuzz_seeds` rewrites them after a format change.
 #[test]
-#[ignore = "writes files into fuzz/corpus"]
-fn write_fuzz_seeds() {
+fn fuzz_seeds_are_current_recordings() {
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/recording_reader");
-    std::fs::create_dir_all(&dir).unwrap();
     let (small, ends, _) = small();
-    std::fs::write(dir.join("seed-5-blocks"), &small).unwrap();
-    std::fs::write(dir.join("seed-cut"), &small[..ends[2] as usize + 7]).unwrap();
-    std::fs::write(dir.join("seed-1-block"), one_block()).unwrap();
+    let seeds = [
+        ("seed-5-blocks", small.clone()),
+        ("seed-cut", small[..ends[2] as usize + 7].to_vec()),
+        ("seed-1-block", one_block()),
+    ];
+    let write = std::env::var_os("TRACER_WRITE_FUZZ_SEEDS").is_some();
+    for (name, bytes) in seeds {
+        let path = dir.join(name);
+        if write {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
+        }
+        let committed = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        assert!(
+            committed == bytes,
+            "{} is out of date: rewrite the seeds with TRACER_WRITE_FUZZ_SEEDS=1",
+            path.display()
+        );
+    }
 }
