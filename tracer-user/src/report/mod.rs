@@ -277,17 +277,19 @@ fn resume_frames(target: &Target, pc: u64) -> Vec<crate::target::Frame> {
     }
 }
 
-impl SnapshotContext<'_> {
-    fn state_label(&self, g: &Goroutine) -> String {
-        match (g.state, g.wait_reason) {
-            (GoroutineState::Waiting, Some(code)) => self.symbols.wait_reason(code),
-            (GoroutineState::Waiting, None) => "waiting".into(),
-            (GoroutineState::Runnable, _) => "runnable".into(),
-            (GoroutineState::Running, _) => "running".into(),
-            (GoroutineState::Syscall, _) => "syscall".into(),
-        }
+/// What a goroutine is doing, in words: Go's wait-reason text, or
+/// "running"/"runnable"/"syscall".
+pub fn state_label(g: &Goroutine, symbols: &dyn Symbols) -> String {
+    match (g.state, g.wait_reason) {
+        (GoroutineState::Waiting, Some(code)) => symbols.wait_reason(code),
+        (GoroutineState::Waiting, None) => "waiting".into(),
+        (GoroutineState::Runnable, _) => "runnable".into(),
+        (GoroutineState::Running, _) => "running".into(),
+        (GoroutineState::Syscall, _) => "syscall".into(),
     }
+}
 
+impl SnapshotContext<'_> {
     pub fn snapshot(&self, table: &GoroutineTable, suspects: &[Suspect]) -> Snapshot {
         let mut goroutines: Vec<&Goroutine> = table.iter().collect();
         // Count by (state, reason code) first: one label per kind, not one
@@ -298,7 +300,7 @@ impl SnapshotContext<'_> {
         }
         let mut by_state = BTreeMap::new();
         for (g, n) in counts.into_values() {
-            *by_state.entry(self.state_label(g)).or_insert(0) += n;
+            *by_state.entry(state_label(g, self.symbols)).or_insert(0) += n;
         }
         let stacks_pending = goroutines
             .iter()

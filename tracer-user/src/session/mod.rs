@@ -490,7 +490,10 @@ async fn run(
                     }
                     memory.refresh_stacks(model);
                 }
-                new_stacks.extend(resolve_creation_stacks(&model.table, probes, &mut ctx.creation_stacks));
+                let added = resolve_creation_stacks(&model.table, probes, &mut ctx.creation_stacks);
+                if model.recorder.is_some() {
+                    new_stacks.extend(added);
+                }
                 probes.flush_logs();
                 ctx.probes = probes.counters();
                 model.lost_events(ctx.probes.ringbuf_full);

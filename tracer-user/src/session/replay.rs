@@ -388,16 +388,25 @@ fn seek_to(
         if playback.next_tick(symbols).is_none() {
             return false;
         }
-        let analysis = playback.analyze(symbols);
-        let ctx = playback.context(symbols);
-        dashboard.update(
-            Some(Arc::new(analysis)),
-            &playback.model.table,
-            &playback.engine,
-            &ctx,
-        );
+        judge(dashboard, playback, symbols);
     }
     true
+}
+
+/// Judges suspects at the current tick and gives the dashboard the frame.
+fn judge(
+    dashboard: &mut super::display::Dashboard,
+    playback: &mut Playback,
+    symbols: &RecordedSymbols,
+) {
+    let analysis = playback.analyze(symbols);
+    let ctx = playback.context(symbols);
+    dashboard.update(
+        Some(Arc::new(analysis)),
+        &playback.model.table,
+        &playback.engine,
+        &ctx,
+    );
 }
 
 /// Judges and draws the current tick.
@@ -407,14 +416,7 @@ fn show(
     symbols: &RecordedSymbols,
     transport: &Transport,
 ) -> anyhow::Result<()> {
-    let analysis = playback.analyze(symbols);
-    let ctx = playback.context(symbols);
-    dashboard.update(
-        Some(Arc::new(analysis)),
-        &playback.model.table,
-        &playback.engine,
-        &ctx,
-    );
+    judge(dashboard, playback, symbols);
     playback.model.table.watch(&dashboard.examples());
     show_transport(dashboard, playback, transport)
 }
@@ -640,7 +642,7 @@ pub fn export(args: &crate::cli::ExportArgs) -> anyhow::Result<()> {
 /// waiting have no stack read from memory: their start function stands
 /// for it.
 fn export_pprof(path: &Path, out: &Path, at: Option<std::time::Duration>) -> anyhow::Result<()> {
-    use crate::{export::pprof, model::GoroutineState};
+    use crate::export::pprof;
 
     let symbols = RecordedSymbols::default();
     let mut playback = Playback::open(path)?;
@@ -660,10 +662,7 @@ fn export_pprof(path: &Path, out: &Path, at: Option<std::time::Duration>) -> any
     type Key = (Option<Arc<[u64]>>, Option<u64>, String, Option<u64>);
     let mut samples: HashMap<Key, u64> = HashMap::new();
     for g in playback.model.table.iter() {
-        let state = match (g.state, g.wait_reason) {
-            (GoroutineState::Waiting, Some(code)) => symbols.wait_reason(code),
-            (state, _) => format!("{state:?}").to_lowercase(),
-        };
+        let state = crate::report::state_label(g, &symbols);
         *samples
             .entry((g.blocked_stack.clone(), g.start_pc, state, g.gopc))
             .or_default() += 1;

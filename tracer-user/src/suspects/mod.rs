@@ -418,13 +418,7 @@ impl SuspectEngine {
             None => (None, None),
         };
         let start_function = first.start_pc.and_then(|pc| symbols.function(pc));
-        let state = match (first.state, first.wait_reason) {
-            (GoroutineState::Waiting, Some(code)) => symbols.wait_reason(code),
-            (GoroutineState::Waiting, None) => "waiting".into(),
-            (GoroutineState::Runnable, _) => "runnable".into(),
-            (GoroutineState::Running, _) => "running".into(),
-            (GoroutineState::Syscall, _) => "syscall".into(),
-        };
+        let state = crate::report::state_label(first, symbols);
         let class = match first.state {
             GoroutineState::Waiting => WaitClass::of_wait_reason(&state),
             _ => WaitClass::NotWaiting,
