@@ -530,8 +530,8 @@ fn fuzz_seeds_are_current_recordings() {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(&path, &bytes).unwrap();
         }
-        let committed = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let committed =
+            std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         assert!(
             committed == bytes,
             "{} is out of date: rewrite the seeds with TRACER_WRITE_FUZZ_SEEDS=1",
