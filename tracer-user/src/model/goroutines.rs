@@ -346,8 +346,10 @@ impl GoroutineTable {
     }
 
     /// Seeds the table with the goroutines read from the target's memory at
-    /// attach. Goroutines already known (from events applied earlier) are
-    /// left alone; dead ones are skipped.
+    /// attach. Goroutines already known (from events applied earlier) keep
+    /// their state, but one first seen through a park or wake gets its
+    /// identity (creation site, parent, start function) from the read; dead
+    /// ones are skipped.
     pub fn seed(&mut self, goroutines: impl IntoIterator<Item = SnapshotGoroutine>) {
         self.insert_read(goroutines, Origin::Snapshot);
     }
@@ -363,7 +365,13 @@ impl GoroutineTable {
         // A fresh count: what this read could not keep.
         self.totals.untracked = 0;
         for sg in goroutines {
-            if sg.goid == 0 || self.goroutines.contains_key(&sg.goid) || self.full() {
+            if let Some(g) = self.goroutines.get_mut(&sg.goid) {
+                if g.origin == Origin::PreAttach && g.gopc.is_none() {
+                    complete_identity(g, &sg, &mut self.sites);
+                }
+                continue;
+            }
+            if sg.goid == 0 || self.full() {
                 continue;
             }
             let (state, wait_reason) = match GoStatus::from_raw(sg.status) {
@@ -617,7 +625,15 @@ impl GoroutineTable {
                 }
                 self.totals.reconciled_added -= 1;
             }
-            (_, _) => self.totals.pre_attach_seen -= 1,
+            (Origin::PreAttach, pc) => {
+                // A read may have given it a site (`complete_identity`).
+                if let Some(s) = pc.and_then(|pc| self.sites.get_mut(&pc)) {
+                    s.at_attach = s.at_attach.saturating_sub(1);
+                    s.live = s.live.saturating_sub(1);
+                }
+                self.totals.pre_attach_seen -= 1;
+            }
+            (Origin::Traced, _) => {} // a duplicate, handled by the caller
         }
     }
 
@@ -774,6 +790,24 @@ impl GoroutineTable {
                 creation_stack: None,
             }
         }))
+    }
+}
+
+/// Gives a goroutine first seen through an event (its spawn came before
+/// attach) the identity a read of its `g` found: it then counts at its
+/// creation site like the goroutines the snapshot seeded.
+fn complete_identity(
+    g: &mut Goroutine,
+    sg: &SnapshotGoroutine,
+    sites: &mut HashMap<u64, SiteStats>,
+) {
+    g.gopc = sg.gopc;
+    g.parent_goid = sg.parent_goid;
+    g.start_pc = sg.start_pc;
+    if let Some(pc) = sg.gopc {
+        let site = sites.entry(pc).or_default();
+        site.at_attach += 1;
+        site.live += 1;
     }
 }
 
@@ -978,6 +1012,30 @@ mod tests {
             (1, 1),
             "exit of an unseen goroutine is counted"
         );
+    }
+
+    #[test]
+    fn the_snapshot_gives_a_goroutine_seen_parking_first_its_creation_site() {
+        // With park probes on, a goroutine created before attach can park
+        // before the snapshot is applied: the snapshot still knows its site.
+        let mut t = table(&[park(10, 7, 3)]);
+        t.seed([seeded(7, 4, 3, 0x4000)]);
+        let g = t.get(7).unwrap();
+        assert_eq!(
+            (g.origin, g.gopc, g.parent_goid, g.state),
+            (
+                Origin::PreAttach,
+                Some(0x4000),
+                Some(1),
+                GoroutineState::Waiting
+            )
+        );
+        let site = *t.sites().find(|(pc, _)| *pc == 0x4000).unwrap().1;
+        assert_eq!((site.at_attach, site.live), (1, 1));
+        // A later spawn event for it (reordered across CPUs) counts it once.
+        t.apply(&spawn(20, 7, 1, 0x4000));
+        let site = *t.sites().find(|(pc, _)| *pc == 0x4000).unwrap().1;
+        assert_eq!((site.at_attach, site.spawned, site.live), (0, 1, 1));
     }
 
     #[test]
