@@ -142,6 +142,23 @@ fn report_fails_on_a_leak_and_passes_on_a_healthy_service() {
             "{}",
             describe_suspects(suspects)
         );
+        assert_eq!(report["rules"]["backlog_min"], 100, "{out}");
+        // The rules given to `report` re-judge the recording.
+        let (code, out, stderr) = run(env
+            .tracer()
+            .args([
+                "report",
+                "--fail-on-suspects",
+                "--ignore-site",
+                "leaks/main.go",
+            ])
+            .arg(&file));
+        assert_eq!(
+            code,
+            Some(0),
+            "an ignored site must not fail the report:\n{out}\n{stderr}"
+        );
+        assert!(out.contains("no leak suspects"), "{out}");
 
         let mut healthy = Command::new(env.go_target(&version, "healthy"));
         healthy.args(["-pattern", "all"]);

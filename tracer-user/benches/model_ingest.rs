@@ -1,9 +1,21 @@
 //! Model ingest rate: how many decoded probe events per second one core can
-//! apply to the goroutine table. The stream mimics a busy service: spawns,
+//! apply to the goroutine table, also while recording them to a file, and
+//! how fast a recording replays. The stream mimics a busy service: spawns,
 //! park/ready pairs and exits over a working set of live goroutines.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use tracer::model::{decode_event, Event, EventBody, GoroutineTable};
+use tracer::{
+    model::{decode_event, Event, EventBody, GoroutineTable},
+    record::{
+        format::{Header, SymbolDelta, Tick, SESSION_FORMAT, SESSION_VERSION},
+        Recorder,
+    },
+    session::{
+        replay::{Playback, RecordedSymbols},
+        Model,
+    },
+    suspects::Rules,
+};
 use tracer_ebpf::{EventHeader, EventKind, GoroutineEvent, GOROUTINE_EVENT_SIZE};
 
 const EVENTS: usize = 1_000_000;
@@ -107,7 +119,66 @@ fn ingest(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    // A tick (block written out) every 10,000 events: 100 intervals' worth
+    // of a target doing 10,000 goroutine operations per second.
+    let file = std::env::temp_dir().join(format!("tracer-bench-{}.trc", std::process::id()));
+    let record = |raw: &[GoroutineEvent]| {
+        let recorder = Recorder::create(&file, &header()).expect("a scratch file");
+        let mut model = Model::new(GoroutineTable::new(), Some(recorder));
+        for (i, ev) in raw.iter().enumerate() {
+            model.event(as_bytes(ev));
+            if i % 10_000 == 9_999 {
+                let tick = Tick {
+                    now_ns: ev.header.ts_ns,
+                    ..Tick::default()
+                };
+                let recorder = model.recorder.as_mut().expect("recording");
+                recorder.tick(&SymbolDelta::default(), &tick);
+            }
+        }
+        let recorder = model.recorder.take().expect("recording");
+        recorder.finish().expect("recorded");
+    };
+    group.bench_function("decode+apply+record 1M events", |b| b.iter(|| record(&raw)));
+    record(&raw);
+    let size = std::fs::metadata(&file).expect("recorded").len();
+    println!(
+        "recording of 1M events: {size} bytes, {:.2} bytes/event",
+        size as f64 / raw.len() as f64
+    );
+    group.bench_function("replay 1M recorded events", |b| {
+        b.iter(|| {
+            let symbols = RecordedSymbols::default();
+            let mut playback = Playback::open(&file).expect("a recording");
+            let mut ticks = 0;
+            while playback.next_tick(&symbols).is_some() {
+                ticks += 1;
+            }
+            assert_eq!(ticks, 100);
+        })
+    });
     group.finish();
+    let _ = std::fs::remove_file(&file);
+}
+
+fn header() -> Header {
+    Header {
+        format: SESSION_FORMAT.into(),
+        session_version: SESSION_VERSION,
+        tracer_version: "bench".into(),
+        pid: 1,
+        binary: "/bench".into(),
+        build_id: None,
+        go_version: "go1.26.6".into(),
+        target_started_unix_ns: None,
+        attached_at_ns: 0,
+        attached_at_unix_ns: 0,
+        interval_ns: 1_000_000_000,
+        rules: Rules::default(),
+        max_goroutines: None,
+        max_tracked: 2_000_000,
+        command: vec!["bench".into()],
+    }
 }
 
 criterion_group!(benches, ingest);

@@ -115,7 +115,7 @@ pub struct ReportArgs {
     /// Least score (0-100) of a suspect that fails --fail-on-suspects.
     #[arg(long, default_value_t = 0, value_name = "SCORE")]
     pub min_score: u32,
-    /// Settings of the live session (with --pid).
+    /// Rules to judge by: given ones override the recorded rules of FILE.
     #[command(flatten)]
     pub rules: RuleArgs,
 }
@@ -205,30 +205,32 @@ pub struct AttachArgs {
     pub rules: RuleArgs,
 }
 
-/// Thresholds of the leak-suspect rules (README, "Leak suspects").
-#[derive(Clone, Debug, Args)]
+/// Thresholds of the leak-suspect rules (README, "Leak suspects"). Each one
+/// given overrides the defaults (live) or the recorded rules (`report FILE`).
+#[derive(Clone, Debug, Default, Args)]
 #[command(next_help_heading = "Leak-suspect rules")]
 pub struct RuleArgs {
     /// Goroutines waiting on a channel, select or sync primitive for longer
-    /// than this are "blocked" suspects.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub blocked_after: Duration,
+    /// than this are "blocked" suspects [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    pub blocked_after: Option<Duration>,
     /// Window over which growth is measured: a creation site is "growing"
-    /// when its live goroutines rose through the whole window.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub growth_window: Duration,
-    /// Least net gain of live goroutines over the window for "growing".
-    #[arg(long, default_value_t = 10, value_name = "N")]
-    pub growth_min: u64,
+    /// when its live goroutines rose through the whole window [default: 60s].
+    #[arg(long, value_parser = parse_duration)]
+    pub growth_window: Option<Duration>,
+    /// Least net gain of live goroutines over the window for "growing"
+    /// [default: 10].
+    #[arg(long, value_name = "N")]
+    pub growth_min: Option<u64>,
     /// Groups of at least this many goroutines already blocked at attach
-    /// are reported at once as "backlog".
-    #[arg(long, default_value_t = 100, value_name = "N")]
-    pub backlog_min: u64,
+    /// are reported at once as "backlog" [default: 100].
+    #[arg(long, value_name = "N")]
+    pub backlog_min: Option<u64>,
     /// Largest group of goroutines receiving from one shared channel that
     /// is still taken for an idle worker pool (not a suspect) when it does
-    /// not grow.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
-    pub pool_max: u64,
+    /// not grow [default: 1000].
+    #[arg(long, value_name = "N")]
+    pub pool_max: Option<u64>,
     /// Never report suspects whose creation site (file:line or function)
     /// contains this text; repeatable.
     #[arg(long, value_name = "TEXT")]
@@ -236,15 +238,24 @@ pub struct RuleArgs {
 }
 
 impl RuleArgs {
+    /// The default rules with the thresholds given on the command line.
     pub fn rules(&self) -> Rules {
+        self.over(Rules::default())
+    }
+
+    /// `base` with the thresholds given on the command line; ignored sites
+    /// are added to `base`'s.
+    pub fn over(&self, base: Rules) -> Rules {
+        let mut ignore_sites = base.ignore_sites;
+        ignore_sites.extend(self.ignore_site.iter().cloned());
         Rules {
-            blocked_after: self.blocked_after,
-            growth_window: self.growth_window,
-            growth_min: self.growth_min,
-            backlog_min: self.backlog_min,
-            pool_max: self.pool_max,
-            ignore_sites: self.ignore_site.clone(),
-            ..Rules::default()
+            blocked_after: self.blocked_after.unwrap_or(base.blocked_after),
+            growth_window: self.growth_window.unwrap_or(base.growth_window),
+            growth_min: self.growth_min.unwrap_or(base.growth_min),
+            backlog_min: self.backlog_min.unwrap_or(base.backlog_min),
+            pool_max: self.pool_max.unwrap_or(base.pool_max),
+            ignore_sites,
+            ..base
         }
     }
 }
@@ -331,6 +342,38 @@ mod tests {
             panic!("attach expected");
         };
         assert_eq!(args.rules.rules(), Rules::default());
+    }
+
+    #[test]
+    fn rule_flags_given_override_a_recordings_rules() {
+        let Cli {
+            command: Command::Report(args),
+        } = Cli::try_parse_from([
+            "tracer",
+            "report",
+            "s.trc",
+            "--blocked-after",
+            "30s",
+            "--ignore-site",
+            "vendor/",
+        ])
+        .unwrap()
+        else {
+            panic!("report expected");
+        };
+        let recorded = Rules {
+            growth_min: 50,
+            ignore_sites: vec!["main.go:9".into()],
+            ..Rules::default()
+        };
+        assert_eq!(
+            args.rules.over(recorded.clone()),
+            Rules {
+                blocked_after: Duration::from_secs(30),
+                ignore_sites: vec!["main.go:9".into(), "vendor/".into()],
+                ..recorded
+            }
+        );
     }
 
     #[test]

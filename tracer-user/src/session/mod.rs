@@ -5,6 +5,7 @@
 mod display;
 mod memory;
 mod model;
+pub use self::model::Model;
 pub mod replay;
 
 use std::{
@@ -24,7 +25,7 @@ use tokio::{
 
 use self::display::{Dashboard, Display};
 use self::memory::TargetMemory;
-use self::model::Model;
+
 use crate::{
     cli::AttachArgs,
     model::GoroutineTable,

@@ -513,6 +513,8 @@ struct ReportDocument<'a> {
     /// Set when the recording was cut or damaged.
     warning: Option<String>,
     totals: crate::model::Totals,
+    /// The thresholds the suspects were judged by.
+    rules: &'a crate::suspects::Rules,
     suspects: &'a [crate::suspects::Suspect],
 }
 
@@ -530,6 +532,9 @@ struct ReportTarget<'a> {
 pub fn report(args: &crate::cli::ReportArgs, path: &Path) -> anyhow::Result<bool> {
     let symbols = RecordedSymbols::default();
     let mut playback = Playback::open(path)?;
+    // Judged by the recorded rules, with the thresholds given here instead.
+    let rules = args.rules.over(playback.header.rules.clone());
+    playback.engine = SuspectEngine::new(rules.clone());
     let mut analysis = None;
     let mut ended = None;
     while let Some(tick) = playback.next_tick(&symbols) {
@@ -556,6 +561,7 @@ pub fn report(args: &crate::cli::ReportArgs, path: &Path) -> anyhow::Result<bool
         ended,
         warning,
         totals: playback.model.table.totals(),
+        rules: &rules,
         suspects: &analysis.suspects,
     };
     let mut out = std::io::stdout().lock();
