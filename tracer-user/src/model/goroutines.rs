@@ -610,30 +610,23 @@ impl GoroutineTable {
     /// Undoes the counts of an entry made for a goroutine before its spawn
     /// event was applied (a snapshot entry is already counted live at its site).
     fn forget_early_entry(&mut self, early: &Goroutine) {
-        match (early.origin, early.gopc) {
-            (Origin::Snapshot, Some(pc)) => {
-                if let Some(s) = self.sites.get_mut(&pc) {
-                    s.at_attach = s.at_attach.saturating_sub(1);
-                    s.live = s.live.saturating_sub(1);
-                }
-                self.totals.snapshot_seeded -= 1;
+        if early.origin == Origin::Traced {
+            return; // a duplicate, handled by the caller
+        }
+        // Entries that existed at attach count at their site's `at_attach`
+        // (a pre-attach one once a read gave it a site: `complete_identity`).
+        let at_attach = matches!(early.origin, Origin::Snapshot | Origin::PreAttach);
+        if let Some(s) = early.gopc.and_then(|pc| self.sites.get_mut(&pc)) {
+            if at_attach {
+                s.at_attach = s.at_attach.saturating_sub(1);
             }
-            (Origin::Snapshot, None) => self.totals.snapshot_seeded -= 1,
-            (Origin::Read, pc) => {
-                if let Some(s) = pc.and_then(|pc| self.sites.get_mut(&pc)) {
-                    s.live = s.live.saturating_sub(1);
-                }
-                self.totals.reconciled_added -= 1;
-            }
-            (Origin::PreAttach, pc) => {
-                // A read may have given it a site (`complete_identity`).
-                if let Some(s) = pc.and_then(|pc| self.sites.get_mut(&pc)) {
-                    s.at_attach = s.at_attach.saturating_sub(1);
-                    s.live = s.live.saturating_sub(1);
-                }
-                self.totals.pre_attach_seen -= 1;
-            }
-            (Origin::Traced, _) => {} // a duplicate, handled by the caller
+            s.live = s.live.saturating_sub(1);
+        }
+        match early.origin {
+            Origin::Snapshot => self.totals.snapshot_seeded -= 1,
+            Origin::Read => self.totals.reconciled_added -= 1,
+            Origin::PreAttach => self.totals.pre_attach_seen -= 1,
+            Origin::Traced => {}
         }
     }
 
