@@ -24,6 +24,23 @@ pub enum EventKind {
     /// stack, as an id into the `STACKS` map. Only with `--creation-stacks`;
     /// the spawn event that follows on the same thread is the new goroutine.
     CreatorStack = 5,
+    /// A timer was created and armed (`time.NewTimer`, `After`, `AfterFunc`,
+    /// `NewTicker`, a context's deadline). An [`ObjectEvent`].
+    TimerCreate = 6,
+    /// A timer was re-armed (`Timer.Reset`, `Ticker.Reset`).
+    TimerReset = 7,
+    /// A timer was stopped (`Timer.Stop`, `Ticker.Stop`, a context's cancel).
+    TimerStop = 8,
+    /// A timer's function ran (its channel got the time, or the `AfterFunc`
+    /// or context deadline callback started).
+    TimerFire = 9,
+    /// A goroutine went to sleep (`time.Sleep`).
+    Sleep = 10,
+    /// A cancelable context was created (`WithCancel`, `WithTimeout`, …).
+    ContextCreate = 11,
+    /// A context's cancel ran (its `CancelFunc`, its parent's cancel, or its
+    /// deadline).
+    ContextCancel = 12,
 }
 
 impl EventKind {
@@ -34,6 +51,13 @@ impl EventKind {
             3 => Some(Self::Ready),
             4 => Some(Self::Exit),
             5 => Some(Self::CreatorStack),
+            6 => Some(Self::TimerCreate),
+            7 => Some(Self::TimerReset),
+            8 => Some(Self::TimerStop),
+            9 => Some(Self::TimerFire),
+            10 => Some(Self::Sleep),
+            11 => Some(Self::ContextCreate),
+            12 => Some(Self::ContextCancel),
             _ => None,
         }
     }
@@ -92,6 +116,52 @@ const _: () = assert!(core::mem::size_of::<GoroutineEvent>() == GOROUTINE_EVENT_
 const _: () = assert!(core::mem::align_of::<GoroutineEvent>() == 8);
 const _: () = assert!(core::mem::size_of::<EventHeader>() == 16);
 
+/// Return addresses an [`ObjectEvent`] carries: enough to get from
+/// `time.newTimer` through `context.WithTimeout` to the user's call.
+pub const OBJECT_FRAMES: usize = 8;
+
+/// An event on a timer or a context, as seen by a probe.
+///
+/// | field   | TimerCreate | TimerReset | TimerStop | TimerFire | Sleep | ContextCreate | ContextCancel |
+/// |---------|-------------|------------|-----------|-----------|-------|---------------|---------------|
+/// | `object`| `*runtime.timer` | same  | same      | same      | same  | `*cancelCtx`  | same          |
+/// | `a`     | `when`      | `when`     | 0         | `when`    | `when`| child `canceler` itab | `err` itab |
+/// | `b`     | `period`    | `period`   | 0         | `period`  | 0     | parent itab   | `err` data    |
+/// | `c`     | `f` code pc | 0          | 0         | `f` code pc | 0   | parent data   | 0             |
+/// | `d`     | `arg` data pointer | 0   | 0         | same      | 0     | 0             | 0             |
+/// | `e`, `f`| with `f` = `time.goFunc`: the `AfterFunc` callback's code pc and its first captured word (a context deadline's `*timerCtx`) | 0 | 0 | same | 0 | 0 | 0 |
+/// | `code`  | `isChan` (Go ≥1.23) | 0  | 1 if it was pending | 0   | 0     | 0             | [`CANCEL_REMOVE`] \| [`CANCEL_FIRST`] |
+///
+/// `goid` is the goroutine whose code hit the probe (0 on the system
+/// stack, where `frames` is empty); `frames` are return addresses,
+/// innermost first, 0-terminated: the call chain up to the user's code.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ObjectEvent {
+    pub header: EventHeader,
+    pub object: u64,
+    pub a: u64,
+    pub b: u64,
+    pub c: u64,
+    pub d: u64,
+    pub e: u64,
+    pub f: u64,
+    pub goid: u64,
+    pub frames: [u64; OBJECT_FRAMES],
+    pub code: u32,
+    /// `FLAG_*` bits.
+    pub flags: u32,
+}
+
+pub const OBJECT_EVENT_SIZE: usize = 152;
+const _: () = assert!(core::mem::size_of::<ObjectEvent>() == OBJECT_EVENT_SIZE);
+
+/// `ContextCancel` code bit: `removeFromParent` was set.
+pub const CANCEL_REMOVE: u32 = 1 << 0;
+/// `ContextCancel` code bit: the context was not cancelled yet (`c.err` was
+/// empty): this call cancels it, later ones do nothing.
+pub const CANCEL_FIRST: u32 = 1 << 1;
+
 /// Offsets into Go runtime structures and the target's pid, set by userspace
 /// at load time (global `PROBE_CONFIG`), read from the binary's DWARF.
 #[repr(C)]
@@ -108,9 +178,34 @@ pub struct ProbeConfig {
     pub g_waitreason: u64,
     pub g_m: u64,
     pub m_curg: u64,
+    /// Timers: the `runtime.timer` inside what the create/stop/reset probes
+    /// get (0 before Go 1.23: they get the timer; 16 since: a `timeTimer`).
+    pub timer_in_arg: u64,
+    pub timer_when: u64,
+    pub timer_period: u64,
+    pub timer_f: u64,
+    /// The data word of `timer.arg`.
+    pub timer_arg_data: u64,
+    /// Go ≤1.22: `timer.status`; 0 since (pending is `when > 0`).
+    pub timer_status: u64,
+    /// Go ≥1.23: `timer.isChan` (a byte); 0 before.
+    pub timer_is_chan: u64,
+    /// Go ≥1.23: `g.timer` and `g.sleepWhen` (Sleep); 0 before, where
+    /// `resetForSleep` gets the timer and `when` is `timer.nextwhen`.
+    pub g_timer: u64,
+    pub g_sleep_when: u64,
+    pub timer_nextwhen: u64,
+    /// Code pcs of the timer functions worth reporting when they fire
+    /// (`time.sendTime`, `time.goFunc`, `runtime.goroutineReady`): network
+    /// deadlines and the scavenger also run timers and are skipped.
+    pub fn_send_time: u64,
+    pub fn_go_func: u64,
+    pub fn_goroutine_ready: u64,
+    /// `cancelCtx.err`: its first word is 0 until the context is cancelled.
+    pub ctx_err: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<ProbeConfig>() == 72);
+const _: () = assert!(core::mem::size_of::<ProbeConfig>() == 184);
 
 #[cfg(feature = "user")]
 // SAFETY: ProbeConfig is repr(C), all fields are plain integers and there is
@@ -150,7 +245,13 @@ pub mod counter {
     pub const CREATOR_STACK_HITS: u32 = 6;
     /// Creator stacks that could not be recorded ([`super::FLAG_NO_STACK`]).
     pub const STACK_FAILED: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// Timer probes (create, reset, stop, sleep) and fires of timers that
+    /// are reported (the others are counted in `TIMER_FIRE_SKIPPED`).
+    pub const TIMER_HITS: u32 = 8;
+    pub const TIMER_FIRE_HITS: u32 = 9;
+    pub const TIMER_FIRE_SKIPPED: u32 = 10;
+    pub const CONTEXT_HITS: u32 = 11;
+    pub const COUNT: u32 = 12;
 }
 
 /// Program names in the object file, one per probe.
@@ -160,4 +261,13 @@ pub mod program {
     pub const READY: &str = "goroutine_ready";
     pub const EXIT: &str = "goroutine_exit";
     pub const CREATOR_STACK: &str = "creator_stack";
+    pub const TIMER_CREATE: &str = "timer_create";
+    pub const TIMER_RESET: &str = "timer_reset";
+    /// Go ≤1.22 `time.resetTimer(t, when)`: the period is the timer's own.
+    pub const TIMER_RESET_WHEN: &str = "timer_reset_when";
+    pub const TIMER_STOP: &str = "timer_stop";
+    pub const TIMER_FIRE: &str = "timer_fire";
+    pub const SLEEP: &str = "timer_sleep";
+    pub const CONTEXT_CREATE: &str = "context_create";
+    pub const CONTEXT_CANCEL: &str = "context_cancel";
 }

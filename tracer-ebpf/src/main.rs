@@ -26,6 +26,23 @@
 //!   `bpf_get_stackid(BPF_F_USER_STACK)` walks its frame pointers. A second
 //!   trap per spawn plus the walk, hence not in the default set.
 //!
+//! Timers and contexts (one trap per user-visible event; the runtime's timer
+//! core is not probed: network deadlines arm and disarm timers several
+//! times per request through it):
+//!
+//! * **timer create** — Go ≤1.22 `time.startTimer(t)` (every field set);
+//!   Go ≥1.23 the `RET` of `time.newTimer` (RAX = the `timeTimer`, armed).
+//! * **reset** — `time.resetTimer` (and Go ≤1.22 `time.modTimer`, Ticker.Reset).
+//! * **stop** — `time.stopTimer`: whether it was pending is read at entry.
+//! * **fire** — Go ≤1.22 `runtime.runOneTimer`, Go ≥1.23
+//!   `runtime.(*timer).unlockAndRun`; only timers of `time` (channel sends,
+//!   `AfterFunc`, `Sleep`) are reported, by their function: network
+//!   deadlines and the scavenger are counted and dropped.
+//! * **sleep** — `runtime.resetForSleep`.
+//! * **context create** — `context.(*cancelCtx).propagateCancel`, which every
+//!   cancelable context passes through; **cancel** — `(*cancelCtx).cancel`,
+//!   whose caller (in `frames`) tells who cancelled.
+//!
 //! `runtime.casgstatus` would see all of these in one probe but also every
 //! schedule and every syscall entry/exit: several times the traps for the same
 //! information. `execute` (the running transition) is the hottest scheduler
@@ -43,8 +60,9 @@ mod probes {
     };
     use aya_log_ebpf::warn;
     use tracer_ebpf::{
-        counter, EventHeader, EventKind, GoroutineEvent, ProbeConfig, EVENTS_RING_BYTES,
-        EVENTS_WAKEUP_BYTES, FLAG_NO_STACK, FLAG_READ_FAILED, STACKS_MAP_ENTRIES,
+        counter, EventHeader, EventKind, GoroutineEvent, ObjectEvent, ProbeConfig, CANCEL_FIRST,
+        CANCEL_REMOVE, EVENTS_RING_BYTES, EVENTS_WAKEUP_BYTES, FLAG_NO_STACK, FLAG_READ_FAILED,
+        OBJECT_FRAMES, STACKS_MAP_ENTRIES,
     };
 
     #[unsafe(no_mangle)]
@@ -59,6 +77,20 @@ mod probes {
         g_waitreason: 0,
         g_m: 0,
         m_curg: 0,
+        timer_in_arg: 0,
+        timer_when: 0,
+        timer_period: 0,
+        timer_f: 0,
+        timer_arg_data: 0,
+        timer_status: 0,
+        timer_is_chan: 0,
+        g_timer: 0,
+        g_sleep_when: 0,
+        timer_nextwhen: 0,
+        fn_send_time: 0,
+        fn_go_func: 0,
+        fn_goroutine_ready: 0,
+        ctx_err: 0,
     };
 
     #[map]
@@ -131,16 +163,80 @@ mod probes {
                 event.g_addr
             );
         }
+        output(&event);
+    }
+
+    #[inline(always)]
+    fn submit_object(ctx: &ProbeContext, event: ObjectEvent) {
+        if event.flags & FLAG_READ_FAILED != 0 && bump(counter::READ_FAILED) == 0 {
+            warn!(
+                ctx,
+                "first unreadable timer or context field (kind {}, object {:x})",
+                event.header.kind,
+                event.object
+            );
+        }
+        output(&event);
+    }
+
+    #[inline(always)]
+    fn output<T: 'static>(event: &T) {
         let wakeup = if EVENTS.query(BPF_RB_AVAIL_DATA as u64) >= EVENTS_WAKEUP_BYTES {
             BPF_RB_FORCE_WAKEUP
         } else {
             BPF_RB_NO_WAKEUP
         };
-        if EVENTS
-            .output::<GoroutineEvent>(&event, wakeup as u64)
-            .is_err()
-        {
+        if EVENTS.output::<T>(event, wakeup as u64).is_err() {
             bump(counter::RINGBUF_FULL);
+        }
+    }
+
+    /// Return addresses from a probe at a function's first instruction
+    /// after its stack check, or at a `RET`: `[RSP]`, then along the frame
+    /// pointers from RBP (still the caller's there).
+    #[inline(always)]
+    fn frames(r: &aya_ebpf::bindings::pt_regs) -> [u64; OBJECT_FRAMES] {
+        let mut out = [0u64; OBJECT_FRAMES];
+        let mut ignored = 0;
+        out[0] = read(r.rsp, 0, &mut ignored);
+        let mut fp = r.rbp;
+        let mut i = 1;
+        while i < OBJECT_FRAMES {
+            if fp == 0 {
+                break;
+            }
+            out[i] = read(fp, 8, &mut ignored);
+            fp = read(fp, 0, &mut ignored);
+            i += 1;
+        }
+        out
+    }
+
+    /// An event on the timer at `t`, with its `when`, `period` and function.
+    #[inline(always)]
+    fn timer_event(cfg: &ProbeConfig, kind: EventKind, tid: u32, t: u64) -> ObjectEvent {
+        let mut flags = 0;
+        let f: u64 = read(t, cfg.timer_f, &mut flags);
+        let fpc: u64 = read(f, 0, &mut flags);
+        let arg: u64 = read(t, cfg.timer_arg_data, &mut flags);
+        // time.goFunc's arg is the AfterFunc callback (a funcval): its code
+        // and first captured word (a context deadline's *timerCtx).
+        let (e, f_word) = if fpc != 0 && fpc == cfg.fn_go_func {
+            (read(arg, 0, &mut flags), read(arg, 8, &mut flags))
+        } else {
+            (0, 0)
+        };
+        ObjectEvent {
+            header: header(kind, tid),
+            object: t,
+            a: read(t, cfg.timer_when, &mut flags),
+            b: read(t, cfg.timer_period, &mut flags),
+            c: fpc,
+            d: arg,
+            e,
+            f: f_word,
+            flags,
+            ..ObjectEvent::default()
         }
     }
 
@@ -290,6 +386,225 @@ mod probes {
             ..GoroutineEvent::default()
         };
         submit(&ctx, event);
+        0
+    }
+
+    #[uprobe]
+    pub fn timer_create(ctx: ProbeContext) -> u32 {
+        let cfg = config();
+        let Some(tid) = target_tid(&cfg) else {
+            return 0;
+        };
+        bump(counter::TIMER_HITS);
+        let r = regs(&ctx);
+        let t = r.rax + cfg.timer_in_arg;
+        let mut event = timer_event(&cfg, EventKind::TimerCreate, tid, t);
+        if cfg.timer_is_chan != 0 {
+            event.code = read::<u8>(t, cfg.timer_is_chan, &mut event.flags) as u32;
+        }
+        event.goid = read(r.r14, cfg.g_goid, &mut event.flags);
+        event.frames = frames(r);
+        submit_object(&ctx, event);
+        0
+    }
+
+    /// Go ≥1.23 `time.resetTimer(t, when, period)`, Go ≤1.22
+    /// `time.modTimer(t, when, period, …)`.
+    #[uprobe]
+    pub fn timer_reset(ctx: ProbeContext) -> u32 {
+        let cfg = config();
+        let Some(tid) = target_tid(&cfg) else {
+            return 0;
+        };
+        bump(counter::TIMER_HITS);
+        let r = regs(&ctx);
+        let mut flags = 0;
+        let event = ObjectEvent {
+            header: header(EventKind::TimerReset, tid),
+            object: r.rax + cfg.timer_in_arg,
+            a: r.rbx,
+            b: r.rcx,
+            goid: read(r.r14, cfg.g_goid, &mut flags),
+            frames: frames(r),
+            flags,
+            ..ObjectEvent::default()
+        };
+        submit_object(&ctx, event);
+        0
+    }
+
+    /// Go ≤1.22 `time.resetTimer(t, when)`: the period stays the timer's.
+    #[uprobe]
+    pub fn timer_reset_when(ctx: ProbeContext) -> u32 {
+        let cfg = config();
+        let Some(tid) = target_tid(&cfg) else {
+            return 0;
+        };
+        bump(counter::TIMER_HITS);
+        let r = regs(&ctx);
+        let mut flags = 0;
+        let t = r.rax + cfg.timer_in_arg;
+        let event = ObjectEvent {
+            header: header(EventKind::TimerReset, tid),
+            object: t,
+            a: r.rbx,
+            b: read(t, cfg.timer_period, &mut flags),
+            goid: read(r.r14, cfg.g_goid, &mut flags),
+            frames: frames(r),
+            flags,
+            ..ObjectEvent::default()
+        };
+        submit_object(&ctx, event);
+        0
+    }
+
+    #[uprobe]
+    pub fn timer_stop(ctx: ProbeContext) -> u32 {
+        let cfg = config();
+        let Some(tid) = target_tid(&cfg) else {
+            return 0;
+        };
+        bump(counter::TIMER_HITS);
+        let r = regs(&ctx);
+        let mut flags = 0;
+        let t = r.rax + cfg.timer_in_arg;
+        // Pending: Go ≤1.22 status waiting or modified (1, 7, 8); since
+        // Go 1.23 `when > 0`.
+        let pending = if cfg.timer_status != 0 {
+            let status: u32 = read(t, cfg.timer_status, &mut flags);
+            status == 1 || status == 7 || status == 8
+        } else {
+            read::<i64>(t, cfg.timer_when, &mut flags) > 0
+        };
+        let event = ObjectEvent {
+            header: header(EventKind::TimerStop, tid),
+            object: t,
+            code: pending as u32,
+            goid: read(r.r14, cfg.g_goid, &mut flags),
+            frames: frames(r),
+            flags,
+            ..ObjectEvent::default()
+        };
+        submit_object(&ctx, event);
+        0
+    }
+
+    /// Go ≤1.22 `runtime.runOneTimer(pp, t, now)`, Go ≥1.23
+    /// `runtime.(*timer).unlockAndRun(t, now)`; on the system stack.
+    #[uprobe]
+    pub fn timer_fire(ctx: ProbeContext) -> u32 {
+        let cfg = config();
+        let Some(tid) = target_tid(&cfg) else {
+            return 0;
+        };
+        let r = regs(&ctx);
+        let t = if cfg.timer_in_arg != 0 { r.rax } else { r.rbx };
+        let mut flags = 0;
+        let f: u64 = read(t, cfg.timer_f, &mut flags);
+        let fpc: u64 = read(f, 0, &mut flags);
+        if fpc == 0
+            || (fpc != cfg.fn_send_time && fpc != cfg.fn_go_func && fpc != cfg.fn_goroutine_ready)
+        {
+            bump(counter::TIMER_FIRE_SKIPPED);
+            return 0;
+        }
+        bump(counter::TIMER_FIRE_HITS);
+        let event = timer_event(&cfg, EventKind::TimerFire, tid, t);
+        submit_object(&ctx, event);
+        0
+    }
+
+    /// `runtime.resetForSleep(gp, …)`, on the system stack: Go ≤1.22 gets
+    /// the timer (RBX) with `when` in `nextwhen`; since Go 1.23 the timer is
+    /// `gp.timer` and `when` is `gp.sleepWhen`.
+    #[uprobe]
+    pub fn timer_sleep(ctx: ProbeContext) -> u32 {
+        let cfg = config();
+        let Some(tid) = target_tid(&cfg) else {
+            return 0;
+        };
+        bump(counter::TIMER_HITS);
+        let r = regs(&ctx);
+        let gp = r.rax;
+        let mut flags = 0;
+        let (t, when) = if cfg.g_timer != 0 {
+            (
+                read(gp, cfg.g_timer, &mut flags),
+                read(gp, cfg.g_sleep_when, &mut flags),
+            )
+        } else {
+            (r.rbx, read(r.rbx, cfg.timer_nextwhen, &mut flags))
+        };
+        let event = ObjectEvent {
+            header: header(EventKind::Sleep, tid),
+            object: t,
+            a: when,
+            goid: read(gp, cfg.g_goid, &mut flags),
+            flags,
+            ..ObjectEvent::default()
+        };
+        submit_object(&ctx, event);
+        0
+    }
+
+    /// `context.(*cancelCtx).propagateCancel(c, parent Context, child
+    /// canceler)`: RAX = c, RBX/RCX = parent, RDI = the child's itab.
+    #[uprobe]
+    pub fn context_create(ctx: ProbeContext) -> u32 {
+        let cfg = config();
+        let Some(tid) = target_tid(&cfg) else {
+            return 0;
+        };
+        bump(counter::CONTEXT_HITS);
+        let r = regs(&ctx);
+        let mut flags = 0;
+        let event = ObjectEvent {
+            header: header(EventKind::ContextCreate, tid),
+            object: r.rax,
+            a: r.rdi,
+            b: r.rbx,
+            c: r.rcx,
+            goid: read(r.r14, cfg.g_goid, &mut flags),
+            frames: frames(r),
+            flags,
+            ..ObjectEvent::default()
+        };
+        submit_object(&ctx, event);
+        0
+    }
+
+    /// `context.(*cancelCtx).cancel(c, removeFromParent, err, cause)`:
+    /// RAX = c, BL = removeFromParent, RCX/RDI = err. Its callers (frames)
+    /// say who cancelled: the CancelFunc, the parent, or the deadline.
+    #[uprobe]
+    pub fn context_cancel(ctx: ProbeContext) -> u32 {
+        let cfg = config();
+        let Some(tid) = target_tid(&cfg) else {
+            return 0;
+        };
+        bump(counter::CONTEXT_HITS);
+        let r = regs(&ctx);
+        let mut flags = 0;
+        let err_word: u64 = read(r.rax, cfg.ctx_err, &mut flags);
+        let mut code = 0;
+        if r.rbx & 0xff != 0 {
+            code |= CANCEL_REMOVE;
+        }
+        if err_word == 0 {
+            code |= CANCEL_FIRST;
+        }
+        let event = ObjectEvent {
+            header: header(EventKind::ContextCancel, tid),
+            object: r.rax,
+            a: r.rcx,
+            b: r.rdi,
+            code,
+            goid: read(r.r14, cfg.g_goid, &mut flags),
+            frames: frames(r),
+            flags,
+            ..ObjectEvent::default()
+        };
+        submit_object(&ctx, event);
         0
     }
 

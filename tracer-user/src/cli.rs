@@ -173,6 +173,10 @@ pub struct AttachArgs {
     /// spawn plus a kernel stack walk, see BENCHMARKS.md for the cost.
     #[arg(long)]
     pub creation_stacks: bool,
+    /// Do not probe timers and contexts (creation, reset, stop, fire,
+    /// Sleep, cancel: one trap each; under the --max-overhead budget).
+    #[arg(long)]
+    pub no_timers: bool,
     /// Re-read the target's goroutine list this often (e.g. 30s) to add
     /// goroutines and remove exits that lost events hid. Each re-read
     /// costs ~1 µs per goroutine of tracer time and nothing in the target

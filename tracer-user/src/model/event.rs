@@ -1,7 +1,9 @@
-//! Decoded probe events: the typed view of [`tracer_ebpf::GoroutineEvent`].
+//! Decoded probe events: the typed view of [`tracer_ebpf::GoroutineEvent`]
+//! and [`tracer_ebpf::ObjectEvent`].
 
 use tracer_ebpf::{
-    EventKind, GoroutineEvent, FLAG_NO_STACK, FLAG_READ_FAILED, GOROUTINE_EVENT_SIZE,
+    EventKind, GoroutineEvent, ObjectEvent, CANCEL_FIRST, CANCEL_REMOVE, FLAG_NO_STACK,
+    FLAG_READ_FAILED, GOROUTINE_EVENT_SIZE, OBJECT_EVENT_SIZE, OBJECT_FRAMES,
 };
 
 /// One goroutine state change with its kernel timestamp.
@@ -61,6 +63,8 @@ pub enum EventBody {
         /// Id in the probes' stack map; `None` when it could not be recorded.
         stack_id: Option<u32>,
     },
+    Timer(TimerEvent),
+    Context(ContextEvent),
 }
 
 impl EventBody {
@@ -71,13 +75,108 @@ impl EventBody {
             | EventBody::Ready { goid, .. }
             | EventBody::Exit { goid, .. }
             | EventBody::CreatorStack { goid, .. } => goid,
+            EventBody::Timer(TimerEvent { goid, .. })
+            | EventBody::Context(ContextEvent { goid, .. }) => goid,
         }
     }
 }
 
+/// Return addresses of the code that acted on a timer or context,
+/// innermost first (the call chain up to the user's code).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Frames {
+    pcs: [u64; OBJECT_FRAMES],
+}
+
+impl Frames {
+    pub fn new(pcs: &[u64]) -> Self {
+        let mut out = Frames::default();
+        for (slot, &pc) in out
+            .pcs
+            .iter_mut()
+            .zip(pcs.iter().take_while(|&&pc| pc != 0))
+        {
+            *slot = pc;
+        }
+        out
+    }
+
+    pub fn pcs(&self) -> &[u64] {
+        let len = self
+            .pcs
+            .iter()
+            .position(|&pc| pc == 0)
+            .unwrap_or(OBJECT_FRAMES);
+        &self.pcs[..len]
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerOp {
+    /// Created and armed: `when`, `period`, its function and argument.
+    Create {
+        when: i64,
+        period: i64,
+        /// Code pc of `timer.f` (`time.sendTime`, `time.goFunc`, …).
+        func: u64,
+        /// With `func` = `time.goFunc`: the `AfterFunc` callback's code pc
+        /// and its first captured word (a context deadline's `*timerCtx`).
+        callback: Option<(u64, u64)>,
+        /// Go ≥1.23 `timer.isChan`: a channel timer, collected by the GC
+        /// when unreferenced.
+        is_chan: bool,
+    },
+    Reset {
+        when: i64,
+        period: i64,
+    },
+    Stop {
+        was_pending: bool,
+    },
+    Fire {
+        when: i64,
+        period: i64,
+        func: u64,
+    },
+    Sleep {
+        when: i64,
+    },
+}
+
+/// An operation on a timer (`object` is its `*runtime.timer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerEvent {
+    pub timer: u64,
+    pub op: TimerOp,
+    pub goid: u64,
+    pub frames: Frames,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContextOp {
+    Create,
+    Cancel {
+        /// `removeFromParent`.
+        remove: bool,
+        /// The context was not cancelled before this call.
+        first: bool,
+    },
+}
+
+/// An operation on a cancelable context (`context` is its `*cancelCtx`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContextEvent {
+    pub context: u64,
+    pub op: ContextOp,
+    pub goid: u64,
+    /// Creation: the calls into `context` from the user's code; cancel:
+    /// who called `cancel` (the CancelFunc, the parent, the deadline).
+    pub frames: Frames,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
-    #[error("event record of {0} bytes, expected {GOROUTINE_EVENT_SIZE}")]
+    #[error("event record of {0} bytes, expected {GOROUTINE_EVENT_SIZE} or {OBJECT_EVENT_SIZE}")]
     BadSize(usize),
     #[error("unknown event kind {0}")]
     UnknownKind(u32),
@@ -88,14 +187,80 @@ pub enum DecodeError {
 /// Decodes one ring-buffer record. Never panics: malformed records are
 /// reported as errors for the caller to count.
 pub fn decode_event(bytes: &[u8]) -> Result<Event, DecodeError> {
-    if bytes.len() != GOROUTINE_EVENT_SIZE {
-        return Err(DecodeError::BadSize(bytes.len()));
+    match bytes.len() {
+        GOROUTINE_EVENT_SIZE => {
+            // SAFETY: the length was checked, GoroutineEvent is repr(C) made
+            // of plain integers (any bit pattern is valid), and
+            // read_unaligned copes with the ring buffer's 8-byte (not
+            // necessarily struct) alignment.
+            let raw: GoroutineEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+            from_raw(&raw)
+        }
+        OBJECT_EVENT_SIZE => {
+            // SAFETY: as above, for ObjectEvent.
+            let raw: ObjectEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+            from_object(&raw)
+        }
+        len => Err(DecodeError::BadSize(len)),
     }
-    // SAFETY: the length was checked above, GoroutineEvent is repr(C) made of
-    // plain integers (any bit pattern is valid), and read_unaligned copes with
-    // the ring buffer's 8-byte (not necessarily struct) alignment.
-    let raw: GoroutineEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-    from_raw(&raw)
+}
+
+fn from_object(raw: &ObjectEvent) -> Result<Event, DecodeError> {
+    let kind =
+        EventKind::from_u32(raw.header.kind).ok_or(DecodeError::UnknownKind(raw.header.kind))?;
+    if raw.flags & FLAG_READ_FAILED != 0 && raw.object == 0 {
+        return Err(DecodeError::Unreadable(0));
+    }
+    let frames = Frames::new(&raw.frames);
+    let timer = |op| {
+        EventBody::Timer(TimerEvent {
+            timer: raw.object,
+            op,
+            goid: raw.goid,
+            frames,
+        })
+    };
+    let body = match kind {
+        EventKind::TimerCreate => timer(TimerOp::Create {
+            when: raw.a as i64,
+            period: raw.b as i64,
+            func: raw.c,
+            callback: (raw.e != 0).then_some((raw.e, raw.f)),
+            is_chan: raw.code != 0,
+        }),
+        EventKind::TimerReset => timer(TimerOp::Reset {
+            when: raw.a as i64,
+            period: raw.b as i64,
+        }),
+        EventKind::TimerStop => timer(TimerOp::Stop {
+            was_pending: raw.code != 0,
+        }),
+        EventKind::TimerFire => timer(TimerOp::Fire {
+            when: raw.a as i64,
+            period: raw.b as i64,
+            func: raw.c,
+        }),
+        EventKind::Sleep => timer(TimerOp::Sleep { when: raw.a as i64 }),
+        EventKind::ContextCreate | EventKind::ContextCancel => EventBody::Context(ContextEvent {
+            context: raw.object,
+            op: if kind == EventKind::ContextCreate {
+                ContextOp::Create
+            } else {
+                ContextOp::Cancel {
+                    remove: raw.code & CANCEL_REMOVE != 0,
+                    first: raw.code & CANCEL_FIRST != 0,
+                }
+            },
+            goid: raw.goid,
+            frames,
+        }),
+        other => return Err(DecodeError::UnknownKind(other as u32)),
+    };
+    Ok(Event {
+        ts_ns: raw.header.ts_ns,
+        tid: raw.header.tid,
+        body,
+    })
 }
 
 fn from_raw(raw: &GoroutineEvent) -> Result<Event, DecodeError> {
@@ -133,6 +298,8 @@ fn from_raw(raw: &GoroutineEvent) -> Result<Event, DecodeError> {
             goid: raw.goid,
             g_addr: raw.g_addr,
         },
+        // Timer and context kinds come in ObjectEvents.
+        other => return Err(DecodeError::UnknownKind(other as u32)),
     };
     Ok(Event {
         ts_ns: raw.header.ts_ns,

@@ -508,6 +508,10 @@ impl GoroutineTable {
 
     /// Applies one event. This is the only place a goroutine's state changes.
     pub fn apply(&mut self, ev: &Event) {
+        if matches!(ev.body, EventBody::Timer(_) | EventBody::Context(_)) {
+            // Timers and contexts are the TimerTable's (model/timers.rs).
+            return;
+        }
         self.last_ts_ns = self.last_ts_ns.max(ev.ts_ns);
         if !self.timelines.is_empty() {
             self.timelines.record(ev);
@@ -587,6 +591,7 @@ impl GoroutineTable {
                 }
             }
             EventBody::Exit { goid, .. } => self.exit(goid),
+            EventBody::Timer(_) | EventBody::Context(_) => {}
         }
     }
 

@@ -80,7 +80,7 @@ impl Timelines {
                     },
                 )
             }
-            EventBody::CreatorStack { .. } => return,
+            EventBody::CreatorStack { .. } | EventBody::Timer(_) | EventBody::Context(_) => return,
         };
         self.push(goid, ev.ts_ns, entry);
     }

@@ -24,6 +24,8 @@ pub fn cost_per_hit_ns(group: ProbeGroup) -> f64 {
         ProbeGroup::Lifecycle => 3_000.0,
         ProbeGroup::Scheduling => 2_300.0,
         ProbeGroup::CreationStacks => 4_000.0,
+        // Emulated uprobes that also walk up to 8 frame pointers.
+        ProbeGroup::Timers => 2_500.0,
     }
 }
 

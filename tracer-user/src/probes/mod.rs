@@ -99,6 +99,17 @@ pub struct ProbeCounters {
     /// could not be recorded.
     pub creator_stack_hits: u64,
     pub stack_failed: u64,
+    /// Timer create/reset/stop and Sleep probe hits; fires reported, and
+    /// fires of runtime-internal timers (network deadlines, the scavenger)
+    /// that were dropped; context create and cancel hits.
+    #[serde(default)]
+    pub timer_hits: u64,
+    #[serde(default)]
+    pub timer_fire_hits: u64,
+    #[serde(default)]
+    pub timer_fire_skipped: u64,
+    #[serde(default)]
+    pub context_hits: u64,
 }
 
 impl ProbeCounters {
@@ -108,6 +119,10 @@ impl ProbeCounters {
             + self.ready_hits
             + self.exit_hits
             + self.creator_stack_hits
+            + self.timer_hits
+            + self.timer_fire_hits
+            + self.timer_fire_skipped
+            + self.context_hits
     }
 }
 
@@ -122,13 +137,16 @@ pub enum ProbeGroup {
     Scheduling,
     /// `newproc`: the creator's stack at every `go` statement.
     CreationStacks,
+    /// Timer create/reset/stop/fire, `Sleep`, context create and cancel.
+    Timers,
 }
 
 impl ProbeGroup {
-    pub const ALL: [ProbeGroup; 3] = [
+    pub const ALL: [ProbeGroup; 4] = [
         ProbeGroup::Lifecycle,
         ProbeGroup::Scheduling,
         ProbeGroup::CreationStacks,
+        ProbeGroup::Timers,
     ];
 
     pub fn describe(self) -> &'static str {
@@ -136,6 +154,7 @@ impl ProbeGroup {
             ProbeGroup::Lifecycle => "spawn/exit",
             ProbeGroup::Scheduling => "park/wake",
             ProbeGroup::CreationStacks => "creation stacks",
+            ProbeGroup::Timers => "timers/contexts",
         }
     }
 
@@ -145,6 +164,9 @@ impl ProbeGroup {
             ProbeGroup::Lifecycle => c.spawn_hits + c.exit_hits,
             ProbeGroup::Scheduling => c.park_hits + c.ready_hits,
             ProbeGroup::CreationStacks => c.creator_stack_hits,
+            ProbeGroup::Timers => {
+                c.timer_hits + c.timer_fire_hits + c.timer_fire_skipped + c.context_hits
+            }
         }
     }
 
@@ -156,16 +178,41 @@ impl ProbeGroup {
             // Wake before park, for the same reason.
             ProbeGroup::Scheduling => &[program::READY, program::PARK],
             ProbeGroup::CreationStacks => &[program::CREATOR_STACK],
+            // Ends of lives before their starts, as above.
+            ProbeGroup::Timers => &[
+                program::CONTEXT_CANCEL,
+                program::TIMER_FIRE,
+                program::TIMER_STOP,
+                program::TIMER_RESET,
+                program::TIMER_RESET_WHEN,
+                program::SLEEP,
+                program::TIMER_CREATE,
+                program::CONTEXT_CREATE,
+            ],
         }
     }
 
-    fn points(self, plan: &crate::target::ProbePlan, program: &str) -> Vec<ProbePoint> {
+    fn points(
+        self,
+        plan: &crate::target::ProbePlan,
+        timers: &crate::target::timers::TimerPlan,
+        program: &str,
+    ) -> Vec<ProbePoint> {
         match program {
             program::SPAWN => plan.spawn.clone(),
             program::EXIT => vec![plan.exit.clone()],
             program::PARK => vec![plan.park.clone()],
             program::READY => vec![plan.ready.clone()],
-            _ => vec![plan.newproc.clone()],
+            program::CREATOR_STACK => vec![plan.newproc.clone()],
+            program::TIMER_CREATE => timers.create.clone(),
+            program::TIMER_RESET => timers.reset.clone(),
+            program::TIMER_RESET_WHEN => timers.reset_when.clone(),
+            program::TIMER_STOP => timers.stop.clone(),
+            program::TIMER_FIRE => timers.fire.clone(),
+            program::SLEEP => timers.sleep.clone(),
+            program::CONTEXT_CREATE => timers.context_create.clone(),
+            program::CONTEXT_CANCEL => timers.context_cancel.clone(),
+            _ => Vec::new(),
         }
     }
 }
@@ -179,6 +226,8 @@ pub struct ProbeOptions {
     /// Record the creating goroutine's stack at every `go` statement: one
     /// more trap per spawn plus a kernel stack walk (see BENCHMARKS.md).
     pub creation_stacks: bool,
+    /// Timer and context probes.
+    pub timers: bool,
 }
 
 impl ProbeOptions {
@@ -187,6 +236,7 @@ impl ProbeOptions {
             ProbeGroup::Lifecycle => self.lifecycle,
             ProbeGroup::Scheduling => self.scheduling,
             ProbeGroup::CreationStacks => self.creation_stacks,
+            ProbeGroup::Timers => self.timers,
         }
     }
 }
@@ -200,6 +250,7 @@ pub struct ProbeSession {
     stacks: StackTraceMap<MapData>,
     target_path: std::path::PathBuf,
     plan: crate::target::ProbePlan,
+    timer_plan: crate::target::timers::TimerPlan,
     pid: NonZeroU32,
     attached: Vec<(ProbeGroup, UProbeLinkId, AttachedProbe)>,
 }
@@ -218,6 +269,41 @@ pub fn probe_config(target: &Target, pid: u32) -> ProbeConfig {
         g_waitreason: o.g_waitreason,
         g_m: o.g_m,
         m_curg: o.m_curg,
+        ..timer_config(target)
+    }
+}
+
+/// The timer and context part of the [`ProbeConfig`] (all zero when the Go
+/// version has no timer layout: those probes are then not attached).
+fn timer_config(target: &Target) -> ProbeConfig {
+    let Some(t) = target.timer_offsets else {
+        return ProbeConfig::default();
+    };
+    let plan = &target.timer_probes;
+    // Function entries at run time (PIE).
+    let runtime = |vaddr: u64| {
+        if vaddr == 0 {
+            0
+        } else {
+            vaddr + target.load_bias
+        }
+    };
+    ProbeConfig {
+        timer_in_arg: t.timer_in_arg,
+        timer_when: t.when,
+        timer_period: t.period,
+        timer_f: t.f,
+        timer_arg_data: t.arg_data,
+        timer_status: t.status,
+        timer_is_chan: t.is_chan,
+        g_timer: t.g_timer,
+        g_sleep_when: t.g_sleep_when,
+        timer_nextwhen: t.nextwhen,
+        fn_send_time: runtime(plan.send_time),
+        fn_go_func: runtime(plan.go_func),
+        fn_goroutine_ready: runtime(plan.goroutine_ready),
+        ctx_err: t.ctx_err,
+        ..ProbeConfig::default()
     }
 }
 
@@ -330,6 +416,7 @@ impl ProbeSession {
             stacks,
             target_path: target.attach_path.clone(),
             plan: target.probes.clone(),
+            timer_plan: target.timer_probes.clone(),
             pid: pid_nz,
             attached: Vec::new(),
         };
@@ -373,7 +460,7 @@ impl ProbeSession {
         }
         for &name in group.programs() {
             let prog = uprobe(ebpf, name)?;
-            for point in group.points(&self.plan, name) {
+            for point in group.points(&self.plan, &self.timer_plan, name) {
                 let link = prog
                     .attach(
                         point.file_offset,
@@ -424,6 +511,10 @@ impl ProbeSession {
             read_failed: read(counter::READ_FAILED),
             creator_stack_hits: read(counter::CREATOR_STACK_HITS),
             stack_failed: read(counter::STACK_FAILED),
+            timer_hits: read(counter::TIMER_HITS),
+            timer_fire_hits: read(counter::TIMER_FIRE_HITS),
+            timer_fire_skipped: read(counter::TIMER_FIRE_SKIPPED),
+            context_hits: read(counter::CONTEXT_HITS),
         }
     }
 

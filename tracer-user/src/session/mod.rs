@@ -100,6 +100,7 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
         lifecycle: true,
         scheduling: args.precise,
         creation_stacks: args.creation_stacks,
+        timers: !args.no_timers && target.timer_offsets.is_some(),
     };
     let (mut probes, ring) = ProbeSession::attach(&target, pid, options)?;
     let attached_at_ns = monotonic_ns();

@@ -27,6 +27,7 @@ mod offsets_table;
 mod pclntab;
 mod process;
 mod runtime_vars;
+pub mod timers;
 mod wait_reasons;
 
 use std::fmt;
@@ -227,6 +228,10 @@ pub struct Target {
     pub offsets: RuntimeOffsets,
     pub offsets_source: OffsetsSource,
     pub probes: ProbePlan,
+    /// The timer and context probes, and the layouts they read (`None`:
+    /// no table for this Go version).
+    pub timer_probes: timers::TimerPlan,
+    pub timer_offsets: Option<timers::TimerOffsets>,
     pub wait_reasons: WaitReasons,
     pub wait_reasons_source: WaitReasonsSource,
     /// Link-time addresses of `runtime.allglen` / `runtime.allgptr` and,
@@ -378,6 +383,15 @@ fn inspect(
 ) -> Result<Target, TargetError> {
     let go_version = go_version(elf.section_data(".go.buildinfo").unwrap_or_default(), what)?;
     let probes = plan_probes(elf, what)?;
+    let timer_offsets = timers::offsets(go_version.minor);
+    let timer_probes = match timer_offsets.map(|_| timers::plan(elf, what, go_version.minor)) {
+        Some(Ok(plan)) => plan,
+        Some(Err(e)) => {
+            log::warn!("{e}: timers and contexts will not be traced");
+            timers::TimerPlan::default()
+        }
+        None => timers::TimerPlan::default(),
+    };
     let (wait_reasons, wait_reasons_source) =
         read_wait_reasons(elf, what, pid, load_bias, &go_version)?;
     let dwarf = match dwarf::load(elf) {
@@ -419,6 +433,8 @@ fn inspect(
         offsets,
         offsets_source,
         probes,
+        timer_probes,
+        timer_offsets,
         wait_reasons,
         wait_reasons_source,
         runtime_vars,
@@ -506,31 +522,40 @@ fn entry_probe(elf: &ElfImage<'_>, what: &str, function: &str) -> Result<ProbePo
 }
 
 fn plan_probes(elf: &ElfImage<'_>, what: &str) -> Result<ProbePlan, TargetError> {
-    let (start, code) = function_code(elf, what, NEWPROC1)?;
-    let rets = disasm::ret_addresses(code, start).map_err(|e| TargetError::Disassembly {
-        what: what.to_string(),
-        function: NEWPROC1.to_string(),
-        vaddr: e.vaddr,
-    })?;
-    if rets.is_empty() {
-        return Err(TargetError::Disassembly {
-            what: what.to_string(),
-            function: NEWPROC1.to_string(),
-            vaddr: start,
-        });
-    }
-    let spawn = rets
-        .into_iter()
-        .map(|vaddr| probe_point(elf, what, NEWPROC1, vaddr, Placement::Ret))
-        .collect::<Result<Vec<_>, _>>()?;
+    let newproc1_entry = function_code(elf, what, NEWPROC1)?.0;
     Ok(ProbePlan {
-        spawn,
-        newproc1_entry: start,
+        spawn: ret_probes(elf, what, NEWPROC1)?,
+        newproc1_entry,
         park: entry_probe(elf, what, GOPARK)?,
         ready: entry_probe(elf, what, READY)?,
         exit: entry_probe(elf, what, GOEXIT1)?,
         newproc: entry_probe(elf, what, NEWPROC)?,
     })
+}
+
+/// Probes on every `RET` of `function` (plain uprobes that see its return
+/// values).
+fn ret_probes(
+    elf: &ElfImage<'_>,
+    what: &str,
+    function: &str,
+) -> Result<Vec<ProbePoint>, TargetError> {
+    let (start, code) = function_code(elf, what, function)?;
+    let rets = disasm::ret_addresses(code, start).map_err(|e| TargetError::Disassembly {
+        what: what.to_string(),
+        function: function.to_string(),
+        vaddr: e.vaddr,
+    })?;
+    if rets.is_empty() {
+        return Err(TargetError::Disassembly {
+            what: what.to_string(),
+            function: function.to_string(),
+            vaddr: start,
+        });
+    }
+    rets.into_iter()
+        .map(|vaddr| probe_point(elf, what, function, vaddr, Placement::Ret))
+        .collect()
 }
 
 /// `runtime.allglen`/`runtime.allgptr` from `.symtab`, else from the code
