@@ -498,7 +498,17 @@ mod probes {
             return 0;
         };
         let r = regs(&ctx);
-        let t = if cfg.timer_in_arg != 0 { r.rax } else { r.rbx };
+        // Both registers are loaded before choosing: a choice between two
+        // context offsets compiles to ctx pointer arithmetic, which the
+        // verifier rejects.
+        // SAFETY: plain loads of fields of the probe context.
+        let (rax, rbx) = unsafe {
+            (
+                core::ptr::read_volatile(&r.rax),
+                core::ptr::read_volatile(&r.rbx),
+            )
+        };
+        let t = if cfg.timer_in_arg != 0 { rax } else { rbx };
         let mut flags = 0;
         let f: u64 = read(t, cfg.timer_f, &mut flags);
         let fpc: u64 = read(f, 0, &mut flags);

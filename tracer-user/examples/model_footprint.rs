@@ -14,7 +14,7 @@ use std::{
 };
 
 use tracer::{
-    model::{GoroutineTable, SnapshotGoroutine},
+    model::{GoroutineTable, SnapshotGoroutine, TimerTable},
     report::{SourceLocation, Symbols},
     suspects::{Rules, SuspectEngine},
 };
@@ -117,7 +117,7 @@ fn measure(n: u64) {
     let table_bytes = LIVE.load(Ordering::Relaxed) - before;
     let mut engine = SuspectEngine::new(Rules::default());
     let engine_before = LIVE.load(Ordering::Relaxed);
-    let analysis = engine.update(&table, 2_000_000_000, &Names);
+    let analysis = engine.update(&table, &TimerTable::new(), 2_000_000_000, &Names);
     let analysis_bytes = LIVE.load(Ordering::Relaxed) - engine_before;
     println!(
         "| {} | {:.1} MB | {} | {:.1} MB | {} |",

@@ -33,7 +33,7 @@ pub const BENCH_GO_VERSIONS: &[&str] = &["1.22.10", "1.26.6"];
 pub const DEFAULT_GO: &str = "1.26.6";
 /// Go programs under tests/go/.
 pub const GO_TARGETS: &[&str] = &[
-    "leaky", "churn", "pingpong", "demo", "backlog", "leaks", "healthy", "httpsvc",
+    "leaky", "churn", "pingpong", "demo", "backlog", "leaks", "healthy", "httpsvc", "timers",
 ];
 /// Go programs also built stripped, PIE and with cgo (see `GoBuild`).
 pub const GO_TARGETS_ALL_BUILDS: &[&str] = &["backlog"];

@@ -133,10 +133,13 @@ pub enum TimerOp {
     Stop {
         was_pending: bool,
     },
+    /// Fired (on the system stack: no goroutine, no frames). The fields
+    /// are as at creation, for timers armed before the tracer attached.
     Fire {
         when: i64,
         period: i64,
         func: u64,
+        callback: Option<(u64, u64)>,
     },
     Sleep {
         when: i64,
@@ -239,6 +242,7 @@ fn from_object(raw: &ObjectEvent) -> Result<Event, DecodeError> {
             when: raw.a as i64,
             period: raw.b as i64,
             func: raw.c,
+            callback: (raw.e != 0).then_some((raw.e, raw.f)),
         }),
         EventKind::Sleep => timer(TimerOp::Sleep { when: raw.a as i64 }),
         EventKind::ContextCreate | EventKind::ContextCancel => EventBody::Context(ContextEvent {

@@ -1,4 +1,5 @@
-//! The event model: a pure state machine over goroutine events.
+//! The event model: pure state machines over goroutine events
+//! ([`GoroutineTable`]) and timer and context events ([`TimerTable`]).
 //!
 //! No I/O and no clock of its own: time comes from the events' kernel
 //! timestamps, and callers pass "now" when they ask for ages. Live tracing,
@@ -10,10 +11,17 @@
 mod event;
 mod goroutines;
 mod timeline;
+mod timers;
 
-pub use event::{decode_event, DecodeError, Event, EventBody, Spawn};
+pub use event::{
+    decode_event, ContextEvent, ContextOp, DecodeError, Event, EventBody, Frames, Spawn,
+    TimerEvent, TimerOp,
+};
 pub use goroutines::{
     GoStatus, Goroutine, GoroutineState, GoroutineTable, Origin, Reconciled, SiteStats,
     SnapshotGoroutine, Totals,
 };
 pub use timeline::{TimelineEntry, MAX_WATCHED};
+pub use timers::{
+    ContextEntry, ContextSite, TimerEntry, TimerSite, TimerSiteKey, TimerTable, TimerTotals,
+};

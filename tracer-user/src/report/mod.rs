@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{Goroutine, GoroutineState, GoroutineTable, Origin, SiteStats, Totals};
 use crate::probes::{BudgetStatus, ProbeCounters, ProbeGroup};
-use crate::suspects::Suspect;
+use crate::suspects::{timers::TimerAnalysis, Analysis, Suspect};
 use crate::target::{memory::symbolization_pc, ProcessUsage, Target};
 
 /// A source location of the target program.
@@ -143,6 +143,8 @@ pub struct Snapshot {
     pub by_state: BTreeMap<String, u64>,
     /// Leak suspects, highest score first (README, "Leak suspects").
     pub suspects: Vec<Suspect>,
+    /// Timers and contexts by kind and creation site, with totals.
+    pub timers: TimerAnalysis,
     /// Creation sites, most live goroutines first.
     pub sites: Vec<SiteReport>,
     /// Live goroutines, ordered by goid (the first `--max-goroutines`).
@@ -290,7 +292,7 @@ pub fn state_label(g: &Goroutine, symbols: &dyn Symbols) -> String {
 }
 
 impl SnapshotContext<'_> {
-    pub fn snapshot(&self, table: &GoroutineTable, suspects: &[Suspect]) -> Snapshot {
+    pub fn snapshot(&self, table: &GoroutineTable, analysis: &Analysis) -> Snapshot {
         let mut goroutines: Vec<&Goroutine> = table.iter().collect();
         // Count by (state, reason code) first: one label per kind, not one
         // string per goroutine.
@@ -374,7 +376,8 @@ impl SnapshotContext<'_> {
             probes: self.probes,
             process: self.process,
             by_state,
-            suspects: suspects.to_vec(),
+            suspects: analysis.suspects.clone(),
+            timers: analysis.timers.clone(),
             sites,
             goroutines,
             goroutines_omitted,

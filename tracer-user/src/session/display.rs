@@ -131,7 +131,7 @@ impl Display {
     ) -> std::io::Result<bool> {
         match self {
             Display::Lines { json, previous } => {
-                let snapshot = ctx.snapshot(table, &analysis.suspects);
+                let snapshot = ctx.snapshot(table, &analysis);
                 let mut out = std::io::stdout().lock();
                 let written = if *json {
                     serde_json::to_writer(&mut out, &snapshot)

@@ -222,8 +222,8 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     ctx.now_ns = ended_at_ns;
     ctx.process = process_usage(pid);
     ctx.mode.untracked = model.table.totals().untracked;
-    let analysis = engine.update(&model.table, ended_at_ns, &symbols);
-    let mut last = ctx.snapshot(&model.table, &analysis.suspects);
+    let analysis = engine.update(&model.table, &model.timers, ended_at_ns, &symbols);
+    let mut last = ctx.snapshot(&model.table, &analysis);
     last.ended = Some(end.describe().to_string());
     eprintln!("tracer: detached from pid {pid}: {}", end.describe());
     let recorded = model.recorder.take().map(|mut recorder| {
@@ -509,7 +509,7 @@ async fn run(
                     dashboard.app.set_mode(ctx.mode.summary());
                 }
                 ctx.process = process_usage(ctx.pid);
-                let analysis = engine.update(&model.table, ctx.now_ns, ctx.symbols);
+                let analysis = engine.update(&model.table, &model.timers, ctx.now_ns, ctx.symbols);
                 if !display.tick(analysis, &mut model.table, engine, ctx).context("cannot draw the dashboard")? {
                     break End::OutputClosed;
                 }

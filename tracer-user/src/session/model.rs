@@ -5,12 +5,15 @@
 //! live run the same model code on the same inputs.
 
 use crate::{
-    model::{decode_event, Event, GoroutineTable, Reconciled, SnapshotGoroutine},
+    model::{
+        decode_event, Event, EventBody, GoroutineTable, Reconciled, SnapshotGoroutine, TimerTable,
+    },
     record::{format::BlockedAt, Recorder},
 };
 
 pub struct Model {
     pub table: GoroutineTable,
+    pub timers: TimerTable,
     pub recorder: Option<Recorder>,
     /// With `Some`, every decoded event is also kept here, for whoever
     /// follows them one by one (`tracer export --perfetto`) to take.
@@ -21,6 +24,7 @@ impl Model {
     pub fn new(table: GoroutineTable, recorder: Option<Recorder>) -> Self {
         Model {
             table,
+            timers: TimerTable::new(),
             recorder,
             tap: None,
         }
@@ -33,7 +37,11 @@ impl Model {
         }
         match decode_event(item) {
             Ok(event) => {
-                self.table.apply(&event);
+                match &event.body {
+                    EventBody::Timer(t) => self.timers.apply_timer(event.ts_ns, t),
+                    EventBody::Context(c) => self.timers.apply_context(event.ts_ns, c),
+                    _ => self.table.apply(&event),
+                }
                 if let Some(tap) = &mut self.tap {
                     tap.push(event);
                 }

@@ -136,8 +136,12 @@ impl Playback {
 
     /// Judges suspects at the current tick, as live did.
     pub fn analyze(&mut self, symbols: &RecordedSymbols) -> Analysis {
-        self.engine
-            .update(&self.model.table, self.readings.tick.now_ns, symbols)
+        self.engine.update(
+            &self.model.table,
+            &self.model.timers,
+            self.readings.tick.now_ns,
+            symbols,
+        )
     }
 
     /// The context of documents at the current tick.
@@ -465,7 +469,7 @@ fn replay_lines(path: &Path, json: bool) -> anyhow::Result<()> {
         let analysis = playback.analyze(&symbols);
         let ctx = playback.context(&symbols);
         if ended.is_some() {
-            let mut doc = ctx.snapshot(&playback.model.table, &analysis.suspects);
+            let mut doc = ctx.snapshot(&playback.model.table, &analysis);
             doc.ended = ended;
             last = Some(doc);
             break;
@@ -484,7 +488,7 @@ fn replay_lines(path: &Path, json: bool) -> anyhow::Result<()> {
             let analysis = playback.analyze(&symbols);
             let mut doc = playback
                 .context(&symbols)
-                .snapshot(&playback.model.table, &analysis.suspects);
+                .snapshot(&playback.model.table, &analysis);
             doc.ended = Some("recording cut short".to_string());
             doc
         }

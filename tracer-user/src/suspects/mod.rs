@@ -24,6 +24,7 @@
 mod classify;
 #[cfg(test)]
 mod tests;
+pub mod timers;
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -36,7 +37,7 @@ use serde::Serialize;
 
 pub use classify::{is_runtime_owned, WaitClass};
 
-use crate::model::{Goroutine, GoroutineState, GoroutineTable, Origin};
+use crate::model::{Goroutine, GoroutineState, GoroutineTable, Origin, TimerTable};
 use crate::report::{SourceLocation, Symbols};
 
 /// The thresholds of the rules; `tracer attach` exposes each as a flag.
@@ -88,6 +89,14 @@ pub enum SuspectKind {
     Backlog,
     /// A creation site whose live goroutines keep increasing.
     Growing,
+    /// Contexts of one site never cancelled (suspects/timers.rs).
+    ContextLeak,
+    /// `AfterFunc`/`NewTimer` timers of one site piling up, never stopped.
+    TimerLeak,
+    /// `time.After` in a loop: a new armed timer per iteration.
+    AfterInLoop,
+    /// Tickers never stopped, outliving the goroutine that created them.
+    TickerLeak,
 }
 
 impl SuspectKind {
@@ -96,6 +105,10 @@ impl SuspectKind {
             SuspectKind::Blocked => "blocked",
             SuspectKind::Backlog => "backlog",
             SuspectKind::Growing => "growing",
+            SuspectKind::ContextLeak => "context_leak",
+            SuspectKind::TimerLeak => "timer_leak",
+            SuspectKind::AfterInLoop => "after_in_loop",
+            SuspectKind::TickerLeak => "ticker_leak",
         }
     }
 }
@@ -162,6 +175,8 @@ pub struct Analysis {
     pub groups: Vec<Group>,
     /// Highest score first.
     pub suspects: Vec<Suspect>,
+    /// Timers and contexts, grouped by kind and site.
+    pub timers: timers::TimerAnalysis,
 }
 
 /// Samples kept per group and per site (at one per update, 10 minutes at the
@@ -311,6 +326,9 @@ pub struct SuspectEngine {
     /// Symbolized stacks by raw pcs.
     stacks: HashMap<Arc<[u64]>, Arc<[SourceLocation]>>,
     sites_symbolized: HashMap<u64, (SourceLocation, Option<String>)>,
+    /// Timer and context groups' counts (pending, live).
+    timer_groups: HashMap<u64, History>,
+    namer: timers::Namer,
 }
 
 impl SuspectEngine {
@@ -321,6 +339,8 @@ impl SuspectEngine {
             sites: HashMap::new(),
             stacks: HashMap::new(),
             sites_symbolized: HashMap::new(),
+            timer_groups: HashMap::new(),
+            namer: timers::Namer::default(),
         }
     }
 
@@ -328,16 +348,20 @@ impl SuspectEngine {
         &self.rules
     }
 
-    /// The count samples of a group (for "count over time").
+    /// The count samples of a group (for "count over time"): goroutines,
+    /// or a timer group's pending or a context group's live count.
     pub fn history(&self, group: u64) -> Option<&History> {
-        self.groups.get(&group)
+        self.groups
+            .get(&group)
+            .or_else(|| self.timer_groups.get(&group))
     }
 
-    /// Groups the live goroutines, records their counts at `now_ns` and
-    /// judges them. Call it once per output interval.
+    /// Groups the live goroutines, timers and contexts, records their
+    /// counts at `now_ns` and judges them. Call it once per output interval.
     pub fn update(
         &mut self,
         table: &GoroutineTable,
+        timer_table: &TimerTable,
         now_ns: u64,
         symbols: &dyn Symbols,
     ) -> Analysis {
@@ -375,6 +399,21 @@ impl SuspectEngine {
             }
         }
         suspects.extend(self.growing_sites(&groups, &suspect_sites, now_ns));
+        let timers = timers::analyze(
+            timer_table,
+            table,
+            now_ns,
+            symbols,
+            &mut self.namer,
+            &mut self.timer_groups,
+            self.rules.growth_window,
+        );
+        suspects.extend(timers::judge(
+            &timers,
+            &self.timer_groups,
+            now_ns,
+            &self.rules,
+        ));
         suspects.retain(|s| !self.ignored(s.creation_site.as_ref()));
         suspects.sort_by(|a, b| {
             b.score
@@ -389,6 +428,7 @@ impl SuspectEngine {
             now_ns,
             groups,
             suspects,
+            timers,
         }
     }
 
@@ -602,6 +642,7 @@ impl SuspectEngine {
         let keep_from = now_ns.saturating_sub(self.rules.growth_window.as_nanos() as u64);
         self.groups.retain(|_, h| h.last_ns() >= keep_from);
         self.sites.retain(|_, h| h.last_ns() >= keep_from);
+        self.timer_groups.retain(|_, h| h.last_ns() >= keep_from);
     }
 }
 

@@ -110,6 +110,7 @@ impl Symbols for FakeSymbols {
 /// A goroutine table driven by hand, with an engine judging it.
 struct Scenario {
     table: GoroutineTable,
+    timers: TimerTable,
     engine: SuspectEngine,
     symbols: FakeSymbols,
     next_goid: u64,
@@ -119,6 +120,7 @@ impl Scenario {
     fn new(rules: Rules) -> Self {
         Scenario {
             table: GoroutineTable::new(),
+            timers: TimerTable::new(),
             engine: SuspectEngine::new(rules),
             symbols: FakeSymbols::new(),
             next_goid: 100,
@@ -174,7 +176,8 @@ impl Scenario {
     }
 
     fn update(&mut self, now: u64) -> Analysis {
-        self.engine.update(&self.table, now, &self.symbols)
+        self.engine
+            .update(&self.table, &self.timers, now, &self.symbols)
     }
 
     /// Updates once per second from `from` to `to` seconds; returns the last.

@@ -138,7 +138,7 @@ pub const GO_FUNC: &str = "time.goFunc";
 pub const GOROUTINE_READY: &str = "runtime.goroutineReady";
 
 /// Plans the timer and context probes of a Go 1.`minor` binary.
-pub fn plan(elf: &ElfImage<'_>, what: &str, minor: u32) -> Result<TimerPlan, TargetError> {
+pub(crate) fn plan(elf: &ElfImage<'_>, what: &str, minor: u32) -> Result<TimerPlan, TargetError> {
     let mut plan = TimerPlan::default();
     let mut missing = Vec::new();
     let mut entry = |name: &'static str| -> Result<Vec<ProbePoint>, TargetError> {

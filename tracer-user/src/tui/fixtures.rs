@@ -216,6 +216,7 @@ pub fn analysis(now_ns: u64, leak_count: u64) -> Analysis {
         now_ns,
         groups,
         suspects,
+        timers: Default::default(),
     }
 }
 

@@ -95,6 +95,8 @@ impl Theme {
             SuspectKind::Blocked => Color::Red,
             SuspectKind::Backlog => Color::Magenta,
             SuspectKind::Growing => Color::Yellow,
+            SuspectKind::ContextLeak | SuspectKind::TimerLeak => Color::LightRed,
+            SuspectKind::AfterInLoop | SuspectKind::TickerLeak => Color::LightMagenta,
         };
         self.color(color).add_modifier(Modifier::BOLD)
     }
@@ -105,5 +107,9 @@ pub fn kind_name(kind: SuspectKind) -> &'static str {
         SuspectKind::Blocked => "blocked",
         SuspectKind::Backlog => "backlog",
         SuspectKind::Growing => "growing",
+        SuspectKind::ContextLeak => "context",
+        SuspectKind::TimerLeak => "timer",
+        SuspectKind::AfterInLoop => "After",
+        SuspectKind::TickerLeak => "ticker",
     }
 }

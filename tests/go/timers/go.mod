@@ -1,0 +1,3 @@
+module tracer-tests/timers
+
+go 1.21
