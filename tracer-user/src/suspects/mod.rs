@@ -408,12 +408,23 @@ impl SuspectEngine {
             &mut self.timer_groups,
             self.rules.growth_window,
         );
-        suspects.extend(timers::judge(
-            &timers,
-            &self.timer_groups,
-            now_ns,
-            &self.rules,
-        ));
+        for s in timers::judge(&timers, &self.timer_groups, now_ns, &self.rules) {
+            // Goroutines blocked on a context or timer their own creator
+            // made are one leak: the goroutine suspect tells both.
+            let same_code = suspects.iter_mut().find(|g| {
+                g.creation_site
+                    .as_ref()
+                    .zip(s.creation_site.as_ref())
+                    .is_some_and(|(a, b)| a.function == b.function)
+            });
+            match same_code {
+                Some(g) => {
+                    g.evidence.push_str("; ");
+                    g.evidence.push_str(&s.evidence);
+                }
+                None => suspects.push(s),
+            }
+        }
         suspects.retain(|s| !self.ignored(s.creation_site.as_ref()));
         suspects.sort_by(|a, b| {
             b.score
