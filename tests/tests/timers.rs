@@ -458,3 +458,52 @@ fn each_leaking_pattern_is_one_suspect_and_the_healthy_ones_none() {
         env.go_versions
     );
 }
+
+/// Timers armed before attach are read from the runtime's timer heaps:
+/// AfterFunc timers are in a heap on every Go version, so the 20 armed by
+/// `afterfunc` before the tracer came are all there, as armed before attach
+/// (no creation site: their creation was not seen).
+#[test]
+fn timers_armed_before_attach_are_read_from_the_heaps() {
+    let env = test_env();
+    for version in &env.go_versions {
+        eprintln!("--- Go {version} timers -pattern afterfunc, then attach");
+        let mut cmd = Command::new(env.go_target(version, "timers"));
+        cmd.args(["-pattern", "afterfunc", "-n", "20", "-every", "1ms"]);
+        let mut target = Proc::start(cmd);
+        target.stdout.expect("READY", Duration::from_secs(10));
+        target.signal(libc::SIGUSR2);
+        let done = fields(&target.stdout.expect("DONE", Duration::from_secs(30)));
+        assert_eq!(done["pending"], "20");
+        let mut tracer = attach_json_with(
+            &env,
+            target.pid,
+            &["--interval", "500ms", "--max-overhead", "100"],
+        );
+        let docs = stop_tracer_all(&mut tracer, libc::SIGINT, "interrupted (Ctrl-C)");
+        let doc = docs.last().expect("a final document");
+        let before: Vec<&Value> = doc["timers"]["timers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|g| g["kind"] == "after_func" && g["site"].is_null())
+            .collect();
+        let why = || describe(doc);
+        assert_eq!(
+            before.len(),
+            1,
+            "one group of AfterFunc timers armed before attach\n{}",
+            why()
+        );
+        assert_eq!(before[0]["before_attach"], 20, "{}", why());
+        assert_eq!(before[0]["pending"], 20, "{}", why());
+        assert!(
+            doc["snapshot"]["timers"].as_u64().is_some_and(|n| n >= 20),
+            "the snapshot should count the heaps' timers: {}",
+            doc["snapshot"]
+        );
+        target.signal(libc::SIGTERM);
+        let (status, stderr) = target.wait(Duration::from_secs(10));
+        assert!(status.success(), "the target failed: {status}\n{stderr}");
+    }
+}

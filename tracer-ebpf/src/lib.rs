@@ -130,7 +130,7 @@ pub const OBJECT_FRAMES: usize = 8;
 /// | `c`     | `f` code pc | 0          | 0         | `f` code pc | 0   | parent data   | 0             |
 /// | `d`     | `arg` data pointer | 0   | 0         | same      | 0     | 0             | 0             |
 /// | `e`, `f`| with `f` = `time.goFunc`: the `AfterFunc` callback's code pc and its first captured word (a context deadline's `*timerCtx`) | 0 | 0 | same | 0 | 0 | 0 |
-/// | `code`  | `isChan` (Go ≥1.23) | 0  | 1 if it was pending | 0   | 0     | 0             | [`CANCEL_REMOVE`] \| [`CANCEL_FIRST`] |
+/// | `code`  | `isChan` (Go ≥1.23) | 0  | 1 if it was pending | 0   | 0     | [`CONTEXT_REGISTERED`] or [`CONTEXT_PARENT_UNKNOWN`] | [`CANCEL_REMOVE`] \| [`CANCEL_FIRST`] |
 ///
 /// `goid` is the goroutine whose code hit the probe (0 on the system
 /// stack, where `frames` is empty); `frames` are return addresses,
@@ -161,6 +161,17 @@ pub const CANCEL_REMOVE: u32 = 1 << 0;
 /// `ContextCancel` code bit: the context was not cancelled yet (`c.err` was
 /// empty): this call cancels it, later ones do nothing.
 pub const CANCEL_FIRST: u32 = 1 << 1;
+
+/// `ContextCreate` code: the parent (through up to
+/// [`CONTEXT_VALUE_DEPTH`] `WithValue` wrappers) is a `cancelCtx`,
+/// `timerCtx` or `afterFuncCtx`, which keeps the new context in its
+/// `children` until it is cancelled.
+pub const CONTEXT_REGISTERED: u32 = 1 << 0;
+/// `ContextCreate` code: the parent's type cannot be told (the binary has
+/// no `.symtab` with the context itabs).
+pub const CONTEXT_PARENT_UNKNOWN: u32 = 1 << 1;
+/// `valueCtx` wrappers followed to find a context's cancelable parent.
+pub const CONTEXT_VALUE_DEPTH: usize = 4;
 
 /// Offsets into Go runtime structures and the target's pid, set by userspace
 /// at load time (global `PROBE_CONFIG`), read from the binary's DWARF.
@@ -203,9 +214,16 @@ pub struct ProbeConfig {
     pub fn_goroutine_ready: u64,
     /// `cancelCtx.err`: its first word is 0 until the context is cancelled.
     pub ctx_err: u64,
+    /// The `context.Context` itabs of `*cancelCtx`, `*timerCtx`,
+    /// `*afterFuncCtx` (the parents that keep their children) and
+    /// `*valueCtx` (a wrapper, followed): 0 when absent.
+    pub itab_cancel_ctx: u64,
+    pub itab_timer_ctx: u64,
+    pub itab_after_func_ctx: u64,
+    pub itab_value_ctx: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<ProbeConfig>() == 184);
+const _: () = assert!(core::mem::size_of::<ProbeConfig>() == 216);
 
 #[cfg(feature = "user")]
 // SAFETY: ProbeConfig is repr(C), all fields are plain integers and there is

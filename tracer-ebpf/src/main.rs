@@ -61,8 +61,9 @@ mod probes {
     use aya_log_ebpf::warn;
     use tracer_ebpf::{
         counter, EventHeader, EventKind, GoroutineEvent, ObjectEvent, ProbeConfig, CANCEL_FIRST,
-        CANCEL_REMOVE, EVENTS_RING_BYTES, EVENTS_WAKEUP_BYTES, FLAG_NO_STACK, FLAG_READ_FAILED,
-        OBJECT_FRAMES, STACKS_MAP_ENTRIES,
+        CANCEL_REMOVE, CONTEXT_PARENT_UNKNOWN, CONTEXT_REGISTERED, CONTEXT_VALUE_DEPTH,
+        EVENTS_RING_BYTES, EVENTS_WAKEUP_BYTES, FLAG_NO_STACK, FLAG_READ_FAILED, OBJECT_FRAMES,
+        STACKS_MAP_ENTRIES,
     };
 
     #[unsafe(no_mangle)]
@@ -91,6 +92,10 @@ mod probes {
         fn_go_func: 0,
         fn_goroutine_ready: 0,
         ctx_err: 0,
+        itab_cancel_ctx: 0,
+        itab_timer_ctx: 0,
+        itab_after_func_ctx: 0,
+        itab_value_ctx: 0,
     };
 
     #[map]
@@ -574,6 +579,7 @@ mod probes {
             a: r.rdi,
             b: r.rbx,
             c: r.rcx,
+            code: parent_keeps_child(&cfg, r.rbx, r.rcx),
             goid: read(r.r14, cfg.g_goid, &mut flags),
             frames: frames(r),
             flags,
@@ -581,6 +587,33 @@ mod probes {
         };
         submit_object(&ctx, event);
         0
+    }
+
+    /// Whether a parent context (itab, data) keeps a new child until it is
+    /// cancelled: a `cancelCtx`, `timerCtx` or `afterFuncCtx`, possibly
+    /// under `WithValue` wrappers (`valueCtx{Context, key, val}`).
+    #[inline(always)]
+    fn parent_keeps_child(cfg: &ProbeConfig, mut itab: u64, mut data: u64) -> u32 {
+        if cfg.itab_cancel_ctx == 0 {
+            return CONTEXT_PARENT_UNKNOWN;
+        }
+        let mut ignored = 0;
+        for _ in 0..CONTEXT_VALUE_DEPTH {
+            if itab == 0 || itab != cfg.itab_value_ctx {
+                break;
+            }
+            itab = read(data, 0, &mut ignored);
+            data = read(data, 8, &mut ignored);
+        }
+        if itab != 0
+            && (itab == cfg.itab_cancel_ctx
+                || itab == cfg.itab_timer_ctx
+                || itab == cfg.itab_after_func_ctx)
+        {
+            CONTEXT_REGISTERED
+        } else {
+            0
+        }
     }
 
     /// `context.(*cancelCtx).cancel(c, removeFromParent, err, cause)`:

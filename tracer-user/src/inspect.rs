@@ -233,6 +233,7 @@ mod tests {
             allgptr: 0x5a_0008,
             sched: Some(0x57_dba0),
             sched_source: SchedSource::Disassembly,
+            allp: None,
         };
         assert_eq!(
             sched_line(&vars, &offsets),

@@ -2,8 +2,9 @@
 //! and [`tracer_ebpf::ObjectEvent`].
 
 use tracer_ebpf::{
-    EventKind, GoroutineEvent, ObjectEvent, CANCEL_FIRST, CANCEL_REMOVE, FLAG_NO_STACK,
-    FLAG_READ_FAILED, GOROUTINE_EVENT_SIZE, OBJECT_EVENT_SIZE, OBJECT_FRAMES,
+    EventKind, GoroutineEvent, ObjectEvent, CANCEL_FIRST, CANCEL_REMOVE, CONTEXT_PARENT_UNKNOWN,
+    CONTEXT_REGISTERED, FLAG_NO_STACK, FLAG_READ_FAILED, GOROUTINE_EVENT_SIZE, OBJECT_EVENT_SIZE,
+    OBJECT_FRAMES,
 };
 
 /// One goroutine state change with its kernel timestamp.
@@ -157,7 +158,9 @@ pub struct TimerEvent {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContextOp {
-    Create,
+    /// `registered`: its parent keeps it (in `children`) until it is
+    /// cancelled; `None`: the parent's type is unknown (stripped binary).
+    Create { registered: Option<bool> },
     Cancel {
         /// `removeFromParent`.
         remove: bool,
@@ -248,7 +251,10 @@ fn from_object(raw: &ObjectEvent) -> Result<Event, DecodeError> {
         EventKind::ContextCreate | EventKind::ContextCancel => EventBody::Context(ContextEvent {
             context: raw.object,
             op: if kind == EventKind::ContextCreate {
-                ContextOp::Create
+                ContextOp::Create {
+                    registered: (raw.code & CONTEXT_PARENT_UNKNOWN == 0)
+                        .then_some(raw.code & CONTEXT_REGISTERED != 0),
+                }
             } else {
                 ContextOp::Cancel {
                     remove: raw.code & CANCEL_REMOVE != 0,

@@ -23,5 +23,6 @@ pub use goroutines::{
 };
 pub use timeline::{TimelineEntry, MAX_WATCHED};
 pub use timers::{
-    ContextEntry, ContextSite, TimerEntry, TimerSite, TimerSiteKey, TimerTable, TimerTotals,
+    ContextEntry, ContextSite, SnapshotTimer, TimerEntry, TimerSite, TimerSiteKey, TimerTable,
+    TimerTotals,
 };

@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 
 use super::event::{ContextEvent, ContextOp, Frames, TimerEvent, TimerOp};
+pub use crate::target::memory::SnapshotTimer;
 
 /// Ended timers remembered for a later `Reset` (Timer.Reset after Stop or
 /// after it fired re-arms the same timer); forgotten past this many.
@@ -113,6 +114,21 @@ pub struct ContextEntry {
     pub site: u32,
     pub created_ns: u64,
     pub goid: u64,
+    /// Its parent keeps it in `children` until it is cancelled (`None`:
+    /// unknown).
+    pub registered: Option<bool>,
+    /// It has a deadline timer, which keeps it until the deadline.
+    pub deadline: bool,
+}
+
+impl ContextEntry {
+    /// Something outside the program's own references keeps it alive until
+    /// it is cancelled: never cancelled, it is leaked, not collected. A
+    /// context nothing keeps is collected by the GC once unreferenced,
+    /// cancelled or not.
+    pub fn retained(&self) -> bool {
+        self.registered == Some(true) || self.deadline
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -139,6 +155,9 @@ pub struct TimerTable {
     ctx_sites: Vec<ContextSite>,
     ctx_index: HashMap<Frames, u32>,
     totals: TimerTotals,
+    /// The timer and context probes are attached: what the table holds is
+    /// being followed.
+    traced: bool,
 }
 
 impl TimerTable {
@@ -148,6 +167,30 @@ impl TimerTable {
 
     pub fn totals(&self) -> &TimerTotals {
         &self.totals
+    }
+
+    pub fn is_traced(&self) -> bool {
+        self.traced
+    }
+
+    /// The timer and context probes were attached (`true`) or detached.
+    /// Detached, nothing armed or live can be followed any more (its stop,
+    /// fire or cancel would go unseen): it is forgotten, and the sites keep
+    /// their counts so far.
+    pub fn set_traced(&mut self, traced: bool) {
+        self.traced = traced;
+        if traced {
+            return;
+        }
+        self.timers.clear();
+        self.ended.clear();
+        self.contexts.clear();
+        for s in &mut self.sites {
+            s.armed = 0;
+        }
+        for s in &mut self.ctx_sites {
+            s.live = 0;
+        }
     }
 
     pub fn sites(&self) -> &[TimerSite] {
@@ -213,6 +256,36 @@ impl TimerTable {
         }
     }
 
+    /// The timers the attach-time read found pending in the runtime's
+    /// heaps; those already known from an event are left as they are.
+    pub fn seed(&mut self, timers: &[SnapshotTimer], now_ns: u64) {
+        for t in timers {
+            if self.timers.contains_key(&t.timer) || self.ended.contains_key(&t.timer) {
+                continue;
+            }
+            let site = self.site(TimerSiteKey {
+                func: t.func,
+                callback: t.callback.map_or(0, |c| c.0),
+                ticker: t.period > 0,
+                ..TimerSiteKey::default()
+            });
+            self.sites[site as usize].before_attach += 1;
+            self.arm(
+                t.timer,
+                TimerEntry {
+                    site,
+                    since_ns: now_ns,
+                    when: t.when,
+                    period: t.period,
+                    is_chan: t.is_chan,
+                    owner: 0,
+                    fires: 0,
+                    last_fire_ns: 0,
+                },
+            );
+        }
+    }
+
     pub fn apply_timer(&mut self, ts_ns: u64, ev: &TimerEvent) {
         self.totals.timer_events += 1;
         let addr = ev.timer;
@@ -244,7 +317,8 @@ impl TimerTable {
                 if let Some((_, word)) = callback {
                     // A context deadline: the callback's first word is the
                     // *timerCtx.
-                    if let Some(ctx) = self.contexts.get(&word) {
+                    if let Some(ctx) = self.contexts.get_mut(&word) {
+                        ctx.deadline = true;
                         self.ctx_sites[ctx.site as usize].deadline_ns =
                             Some(when.saturating_sub(ctx.created_ns as i64));
                     }
@@ -389,7 +463,7 @@ impl TimerTable {
     pub fn apply_context(&mut self, ts_ns: u64, ev: &ContextEvent) {
         self.totals.context_events += 1;
         match ev.op {
-            ContextOp::Create => {
+            ContextOp::Create { registered } => {
                 if let Some(old) = self.contexts.remove(&ev.context) {
                     let s = &mut self.ctx_sites[old.site as usize];
                     s.live -= 1;
@@ -405,6 +479,8 @@ impl TimerTable {
                         site,
                         created_ns: ts_ns,
                         goid: ev.goid,
+                        registered,
+                        deadline: false,
                     },
                 );
             }
@@ -459,6 +535,10 @@ mod tests {
             is_chan,
         }
     }
+
+    const CREATE: ContextOp = ContextOp::Create {
+        registered: Some(true),
+    };
 
     fn context(addr: u64, op: ContextOp, frames: &[u64]) -> ContextEvent {
         ContextEvent {
@@ -565,11 +645,64 @@ mod tests {
     }
 
     #[test]
+    fn timers_read_from_the_heaps_at_attach_are_armed_before_attach() {
+        let mut t = TimerTable::new();
+        t.apply_timer(5, &timer(0xa, create(1_000, 0, false)));
+        let heap = [
+            SnapshotTimer {
+                timer: 0xa,
+                when: 1_000,
+                period: 0,
+                func: SEND_TIME,
+                callback: None,
+                is_chan: false,
+            },
+            SnapshotTimer {
+                timer: 0xb,
+                when: 2_000,
+                period: 0,
+                func: GO_FUNC,
+                callback: Some((0x700, 0)),
+                is_chan: false,
+            },
+        ];
+        t.seed(&heap, 10);
+        assert_eq!(t.sites().len(), 2, "0xa was known: {:?}", t.sites());
+        let s = &t.sites()[1];
+        assert_eq!((s.before_attach, s.armed, s.key.callback), (1, 1, 0x700));
+        // It then fires like any other.
+        let fire = TimerOp::Fire {
+            when: 2_000,
+            period: 0,
+            func: GO_FUNC,
+            callback: Some((0x700, 0)),
+        };
+        t.apply_timer(2_000, &timer(0xb, fire));
+        assert_eq!((t.sites()[1].fired, t.sites()[1].armed), (1, 0));
+    }
+
+    #[test]
+    fn detached_probes_forget_what_can_no_longer_be_followed() {
+        let mut t = TimerTable::new();
+        t.set_traced(true);
+        t.apply_timer(0, &timer(0xa, create(1_000, 0, false)));
+        t.apply_context(0, &context(0xc1, CREATE, &[0x500, USER]));
+        t.set_traced(false);
+        assert!(!t.is_traced());
+        assert_eq!(t.armed().count() + t.live_contexts().count(), 0);
+        assert_eq!((t.sites()[0].created, t.sites()[0].armed), (1, 0));
+        assert_eq!(
+            (t.context_sites()[0].created, t.context_sites()[0].live),
+            (1, 0)
+        );
+    }
+
+    #[test]
     fn contexts_are_live_until_their_first_cancel() {
         let mut t = TimerTable::new();
         let creator = [0x500, USER];
-        t.apply_context(0, &context(0xc1, ContextOp::Create, &creator));
-        t.apply_context(0, &context(0xc2, ContextOp::Create, &creator));
+        t.apply_context(0, &context(0xc1, CREATE, &creator));
+        t.apply_context(0, &context(0xc2, CREATE, &creator));
         let first = ContextOp::Cancel {
             remove: true,
             first: true,
@@ -590,7 +723,7 @@ mod tests {
     #[test]
     fn a_deadline_timer_gives_its_context_site_the_deadline() {
         let mut t = TimerTable::new();
-        t.apply_context(1_000, &context(0xc1, ContextOp::Create, &[0x500, USER]));
+        t.apply_context(1_000, &context(0xc1, CREATE, &[0x500, USER]));
         let op = TimerOp::Create {
             when: 31_000,
             period: 0,
@@ -600,6 +733,7 @@ mod tests {
         };
         t.apply_timer(1_001, &timer(0xa, op));
         assert_eq!(t.context_sites()[0].deadline_ns, Some(30_000));
+        assert!(t.live_contexts().next().unwrap().1.deadline);
         assert_eq!(t.sites()[0].key.callback, 0x700);
     }
 

@@ -303,6 +303,10 @@ fn timer_config(target: &Target) -> ProbeConfig {
         fn_go_func: runtime(plan.go_func),
         fn_goroutine_ready: runtime(plan.goroutine_ready),
         ctx_err: t.ctx_err,
+        itab_cancel_ctx: runtime(plan.itab_cancel_ctx),
+        itab_timer_ctx: runtime(plan.itab_timer_ctx),
+        itab_after_func_ctx: runtime(plan.itab_after_func_ctx),
+        itab_value_ctx: runtime(plan.itab_value_ctx),
         ..ProbeConfig::default()
     }
 }

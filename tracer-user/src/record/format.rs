@@ -20,7 +20,7 @@ use std::{borrow::Cow, collections::HashMap, sync::Arc};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    model::SnapshotGoroutine,
+    model::{SnapshotGoroutine, SnapshotTimer},
     probes::ProbeCounters,
     report::{ModeReport, SnapshotSummary, SourceLocation},
     suspects::Rules,
@@ -48,6 +48,11 @@ pub mod kind {
     /// A chunk of a read of the goroutine list, before its `SEED` or
     /// `RECONCILE` record.
     pub const LIST_PART: u8 = 9;
+    /// The attach-time read of the timer heaps: `now, (timer, when,
+    /// period, func, callback, word, is_chan)*`.
+    pub const TIMER_SEED: u8 = 10;
+    /// The timer and context probes were attached (1) or detached (0).
+    pub const TIMERS_TRACED: u8 = 11;
 
     pub fn name(kind: u8) -> &'static str {
         match kind {
@@ -60,6 +65,8 @@ pub mod kind {
             SYMBOLS => "SYMBOLS",
             TICK => "TICK",
             LIST_PART => "LIST_PART",
+            TIMER_SEED => "TIMER_SEED",
+            TIMERS_TRACED => "TIMERS_TRACED",
             _ => "unknown",
         }
     }
@@ -290,6 +297,47 @@ impl<'a> Decoder<'a> {
             Err(self.err("trailing bytes"))
         }
     }
+}
+
+/// A [`kind::TIMER_SEED`] payload.
+pub fn encode_timer_seed(timers: &[SnapshotTimer], now_ns: u64) -> Vec<u8> {
+    let mut out = Encoder::default();
+    out.u64(now_ns);
+    for t in timers {
+        out.u64(t.timer);
+        out.i64(t.when);
+        out.i64(t.period);
+        out.u64(t.func);
+        out.opt(t.callback.map(|c| c.0));
+        out.u64(t.callback.map_or(0, |c| c.1));
+        out.u64(t.is_chan.into());
+    }
+    out.buf
+}
+
+/// Reads what [`encode_timer_seed`] wrote.
+pub fn decode_timer_seed(
+    input: &mut Decoder<'_>,
+) -> Result<(Vec<SnapshotTimer>, u64), PayloadError> {
+    let now_ns = input.u64()?;
+    let mut timers = Vec::new();
+    while !input.is_empty() {
+        let timer = input.u64()?;
+        let when = input.i64()?;
+        let period = input.i64()?;
+        let func = input.u64()?;
+        let callback = input.opt()?;
+        let word = input.u64()?;
+        timers.push(SnapshotTimer {
+            timer,
+            when,
+            period,
+            func,
+            callback: callback.map(|pc| (pc, word)),
+            is_chan: input.bool()?,
+        });
+    }
+    Ok((timers, now_ns))
 }
 
 /// A goroutine of a read of the list, without `seen_at_ns` (the read's

@@ -11,10 +11,12 @@
 
 use std::{fs::File, io, path::Path};
 
-use crate::model::SnapshotGoroutine;
+use crate::model::{SnapshotGoroutine, SnapshotTimer};
 
 use super::{
-    format::{encode_blocked_at, kind, BlockedAt, Encoder, Header, ListCodec, SymbolDelta, Tick},
+    format::{
+        self, encode_blocked_at, kind, BlockedAt, Encoder, Header, ListCodec, SymbolDelta, Tick,
+    },
     RecordWriter, WriterStats,
 };
 
@@ -93,6 +95,18 @@ impl Recorder {
         out.u64(spawned);
         out.u64(found);
         self.append(kind::UNTRACED_SPAWNS, &out.buf);
+    }
+
+    /// The attach-time read of the timer heaps.
+    pub fn timer_seed(&mut self, timers: &[SnapshotTimer], now_ns: u64) {
+        self.append(kind::TIMER_SEED, &format::encode_timer_seed(timers, now_ns));
+    }
+
+    /// The timer and context probes were attached or detached.
+    pub fn timers_traced(&mut self, traced: bool) {
+        let mut out = Encoder::default();
+        out.u64(traced.into());
+        self.append(kind::TIMERS_TRACED, &out.buf);
     }
 
     /// The probes' cumulative lost-event count; recorded when it changes.

@@ -168,6 +168,10 @@ pub struct SnapshotSummary {
     /// Entries discarded as torn or invalid reads.
     pub discarded: u64,
     pub duration_s: f64,
+    /// Pending timers read from the runtime's timer heaps (`None`: not
+    /// read: timers not traced, or no `runtime.allp` in a stripped binary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timers: Option<u64>,
 }
 
 /// Everything a document is made of besides the model: who the target is,

@@ -39,6 +39,33 @@ pub struct TargetMemory {
     allgptr: u64,
     /// `runtime.sched` (runtime address) and `goidgen`'s offset in it.
     sched: Option<(u64, u64)>,
+    /// Where the timer heaps are (`None`: no timer layout for this Go
+    /// version, or no `runtime.allp` symbol).
+    timer_heaps: Option<memory::TimerHeapLayout>,
+}
+
+/// The timer heaps' layout at run time, if the target has the pieces.
+fn timer_heap_layout(target: &Target) -> Option<memory::TimerHeapLayout> {
+    let t = target.timer_offsets?;
+    let allp = target.runtime_vars.allp?;
+    let plan = &target.timer_probes;
+    let runtime = |vaddr: u64| (vaddr != 0).then_some(vaddr + target.load_bias);
+    Some(memory::TimerHeapLayout {
+        allp: allp + target.load_bias,
+        p_timer_heap: t.p_timer_heap,
+        heap_entry: t.heap_entry,
+        when: t.when,
+        period: t.period,
+        f: t.f,
+        arg_data: t.arg_data,
+        status: t.status,
+        nextwhen: t.nextwhen,
+        is_chan: t.is_chan,
+        state: t.state,
+        send_time: runtime(plan.send_time)?,
+        go_func: runtime(plan.go_func).unwrap_or(0),
+        goroutine_ready: runtime(plan.goroutine_ready).unwrap_or(0),
+    })
 }
 
 impl TargetMemory {
@@ -54,7 +81,23 @@ impl TargetMemory {
                 .runtime_vars
                 .sched
                 .map(|sched| (sched + target.load_bias, target.offsets.schedt_goidgen)),
+            timer_heaps: timer_heap_layout(target),
         })
+    }
+
+    /// Reads the timers pending in the runtime's timer heaps into the
+    /// model; `None` when this target's heaps cannot be found.
+    pub fn seed_timers(
+        &self,
+        model: &mut Model,
+        now_ns: u64,
+    ) -> Option<Result<memory::TimerHeaps, memory::MemoryError>> {
+        let layout = self.timer_heaps.as_ref()?;
+        Some(
+            memory::read_timer_heaps(&self.memory, layout).inspect(|heaps| {
+                model.seed_timers(heaps.timers.clone(), now_ns);
+            }),
+        )
     }
 
     /// Goroutines the target has created so far (`runtime.sched.goidgen`:
@@ -111,6 +154,7 @@ impl TargetMemory {
             goroutines: snapshot.goroutines.len() as u64,
             discarded: snapshot.discarded.total(),
             duration_s: started.elapsed().as_secs_f64(),
+            timers: None,
         })
     }
 

@@ -128,7 +128,16 @@ pub fn attach(args: &AttachArgs) -> anyhow::Result<()> {
     let mut model = Model::new(GoroutineTable::with_cap(args.max_tracked), recorder);
     // The probes are already attached: every goroutine the snapshot misses
     // because it was created meanwhile is seen by its spawn event.
-    let (memory, snapshot) = seed_from_memory(&target, pid, &mut model, attached_at_ns);
+    let (memory, mut snapshot) = seed_from_memory(&target, pid, &mut model, attached_at_ns);
+    if options.timers {
+        model.timers_traced(true);
+        let timers = memory
+            .as_ref()
+            .and_then(|m| seed_timers_from_memory(m, &mut model, attached_at_ns));
+        if let Some(summary) = &mut snapshot {
+            summary.timers = timers;
+        }
+    }
     let mut ctx = SnapshotContext {
         symbols: &symbols,
         pid,
@@ -363,6 +372,31 @@ fn seed_from_memory(
     }
 }
 
+/// Reads the timers pending in the runtime's timer heaps into the model
+/// and says what was found; `None` if they could not be read.
+fn seed_timers_from_memory(memory: &TargetMemory, model: &mut Model, now_ns: u64) -> Option<u64> {
+    match memory.seed_timers(model, now_ns) {
+        None => {
+            eprintln!("tracer: timers armed before attach are not read (no runtime.allp symbol): they appear when they next fire, are reset or stopped");
+            None
+        }
+        Some(Ok(heaps)) => {
+            eprintln!(
+                "tracer: timers: {} pending in the timer heaps of {} Ps ({} of the runtime's own left out, {} discarded as torn reads)",
+                heaps.timers.len(),
+                heaps.ps,
+                heaps.not_time,
+                heaps.discarded
+            );
+            Some(heaps.timers.len() as u64)
+        }
+        Some(Err(err)) => {
+            eprintln!("tracer: warning: cannot read the timer heaps ({err}): timers armed before attach appear when they next fire, are reset or stopped");
+            None
+        }
+    }
+}
+
 /// Everything the event loop works on.
 struct Loop<'a, 't> {
     args: &'a AttachArgs,
@@ -463,8 +497,14 @@ async fn run(
                         let at = monotonic_ns();
                         goids = GoidBase::Read(sweep(memory, ProbesOn::of(probes), model, before, at));
                     }
-                    if carry_out(probes, &change, display) && lifecycle && !change.attaches() {
+                    let done = carry_out(probes, &change, display);
+                    if done && lifecycle && !change.attaches() {
                         goids = GoidBase::AfterTraced(now);
+                    }
+                    if done && change.group() == ProbeGroup::Timers {
+                        // What the probes sent before they came out first.
+                        drain(ring.get_mut(), model, usize::MAX);
+                        model.timers_traced(change.attaches());
                     }
                 }
             }

@@ -1,12 +1,14 @@
-//! The one door into the goroutine table for a session's inputs: events,
-//! reads of the goroutine list, blocked-at stacks and counts. Live, each
+//! The one door into the goroutine and timer tables for a session's inputs:
+//! events, reads of the goroutine list and of the timer heaps, blocked-at
+//! stacks and counts. Live, each
 //! input is also handed to the recorder, in the order the table gets it;
 //! a replay feeds the recorded inputs through the same door, so replay and
 //! live run the same model code on the same inputs.
 
 use crate::{
     model::{
-        decode_event, Event, EventBody, GoroutineTable, Reconciled, SnapshotGoroutine, TimerTable,
+        decode_event, Event, EventBody, GoroutineTable, Reconciled, SnapshotGoroutine,
+        SnapshotTimer, TimerTable,
     },
     record::{format::BlockedAt, Recorder},
 };
@@ -59,6 +61,23 @@ impl Model {
             recorder.seed(&list, now_ns);
         }
         self.table.seed(list);
+    }
+
+    /// The attach-time read of the timer heaps.
+    pub fn seed_timers(&mut self, timers: Vec<SnapshotTimer>, now_ns: u64) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.timer_seed(&timers, now_ns);
+        }
+        self.timers.seed(&timers, now_ns);
+    }
+
+    /// The timer and context probes were attached or detached (see
+    /// [`TimerTable::set_traced`]).
+    pub fn timers_traced(&mut self, traced: bool) {
+        if let Some(recorder) = &mut self.recorder {
+            recorder.timers_traced(traced);
+        }
+        self.timers.set_traced(traced);
     }
 
     /// A later read of the goroutine list (see [`GoroutineTable::reconcile`]).

@@ -222,6 +222,11 @@ fn apply(
             model.untraced_spawns(spawned, found);
         }
         kind::LOST_EVENTS => model.lost_events(input.u64()?),
+        kind::TIMERS_TRACED => model.timers_traced(input.bool()?),
+        kind::TIMER_SEED => {
+            let (timers, now_ns) = format::decode_timer_seed(&mut input)?;
+            model.seed_timers(timers, now_ns);
+        }
         kind::SYMBOLS => {
             let delta: SymbolDelta = format::json(kind, payload)?;
             symbols.0.borrow_mut().extend(delta);

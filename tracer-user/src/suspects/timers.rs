@@ -2,9 +2,12 @@
 //! grouped by kind and first user frame, and the rules that make suspects
 //! of them (README, "Leak suspects").
 //!
-//! - **context_leak**: contexts of one site never cancelled, whose live
-//!   count grew through the growth window, or at least `backlog_min` of
-//!   them older than `blocked_after`.
+//! - **context_leak**: contexts of one site never cancelled and kept alive
+//!   by a cancelable parent or their deadline timer, whose count grew
+//!   through the growth window, or at least `backlog_min` of them older
+//!   than `blocked_after`. A never-cancelled context nothing keeps (child of
+//!   `Background` or `WithoutCancel`, no deadline) is collected by the GC:
+//!   not a leak.
 //! - **timer_leak** / **after_in_loop**: the same for armed timers of
 //!   `AfterFunc`, `NewTimer` and `time.After` (the latter in a loop).
 //! - **ticker_leak**: more than a handful of tickers still armed whose
@@ -135,6 +138,11 @@ pub struct ContextGroup {
     pub collected: u64,
     /// Created and not cancelled yet.
     pub live: u64,
+    /// Live ones something keeps until they are cancelled: a cancelable
+    /// parent (its `children`) or their own deadline timer. The others are
+    /// collected by the GC once unreferenced; these leak.
+    pub retained: u64,
+    /// Age of the oldest retained one.
     pub oldest_live_s: f64,
     /// Deadline contexts: how far the deadline was from creation.
     pub deadline_s: Option<f64>,
@@ -165,6 +173,10 @@ pub struct TimerTotals {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct TimerAnalysis {
+    /// The timer and context probes are attached. When not, `pending` and
+    /// `live` are 0 (what was armed or live could not be followed) and no
+    /// timer or context is a suspect.
+    pub traced: bool,
     pub totals: TimerTotals,
     /// Most pending first.
     pub timers: Vec<TimerGroup>,
@@ -345,7 +357,10 @@ pub(super) fn analyze(
     histories: &mut HashMap<u64, History>,
     window: Duration,
 ) -> TimerAnalysis {
-    let mut out = TimerAnalysis::default();
+    let mut out = TimerAnalysis {
+        traced: timers.is_traced(),
+        ..TimerAnalysis::default()
+    };
     // Site index → group index.
     let mut site_group = Vec::with_capacity(timers.sites().len());
     let mut index: HashMap<u64, usize> = HashMap::new();
@@ -440,6 +455,7 @@ pub(super) fn analyze(
                 by_other: 0,
                 collected: 0,
                 live: 0,
+                retained: 0,
                 oldest_live_s: 0.0,
                 deadline_s: None,
                 growth_per_min: 0.0,
@@ -469,7 +485,11 @@ pub(super) fn analyze(
     }
     let mut cages: Vec<Vec<(u64, u64)>> = vec![Vec::new(); out.contexts.len()];
     for (_, e) in timers.live_contexts() {
-        cages[csite_group[e.site as usize]].push((now_ns.saturating_sub(e.created_ns), e.goid));
+        let g = csite_group[e.site as usize];
+        if e.retained() {
+            out.contexts[g].retained += 1;
+            cages[g].push((now_ns.saturating_sub(e.created_ns), e.goid));
+        }
     }
     for (c, ages) in out.contexts.iter_mut().zip(&mut cages) {
         let oldest = ages.iter().max_by_key(|a| a.0).copied().unwrap_or_default();
@@ -479,7 +499,7 @@ pub(super) fn analyze(
         c.oldest_live_s = seconds(old);
         c.median_live_s = seconds(median);
         let h = histories.entry(c.id).or_default();
-        h.push(now_ns, c.live);
+        h.push(now_ns, c.retained);
         c.growth_per_min = round1(h.growth_per_min(now_ns, window));
     }
 
@@ -553,17 +573,27 @@ pub(super) fn judge(
     rules: &Rules,
 ) -> Vec<Suspect> {
     let mut out = Vec::new();
+    if !analysis.traced {
+        return out;
+    }
     let grow_window = human_duration(rules.growth_window.as_nanos() as u64);
     for c in &analysis.contexts {
         let h = histories.get(&c.id);
-        let Some(gain) = leaking(h, c.live, c.oldest_live_s, c.median_live_s, now_ns, rules) else {
+        let Some(gain) = leaking(
+            h,
+            c.retained,
+            c.oldest_live_s,
+            c.median_live_s,
+            now_ns,
+            rules,
+        ) else {
             continue;
         };
         let site = c.site.as_ref().map_or("an unknown site".into(), site_label);
         let mut evidence = format!(
             "context.{} at {site}: {} contexts never cancelled",
             c.kind.label(),
-            thousands(c.live)
+            thousands(c.retained)
         );
         if gain > 0 {
             evidence.push_str(&format!(
@@ -578,7 +608,7 @@ pub(super) fn judge(
                 human_duration((d * 1e9) as u64)
             )),
             None => evidence.push_str(&format!(
-                ", the oldest for {}",
+                ", each kept by its parent context, the oldest for {}",
                 human_duration((c.oldest_live_s * 1e9) as u64)
             )),
         }
@@ -586,7 +616,12 @@ pub(super) fn judge(
             SuspectKind::ContextLeak,
             c.site.clone(),
             "context not cancelled",
-            (c.live, c.oldest_live_s, c.median_live_s, c.growth_per_min),
+            (
+                c.retained,
+                c.oldest_live_s,
+                c.median_live_s,
+                c.growth_per_min,
+            ),
             c.example_goid,
             c.id,
             evidence,

@@ -586,6 +586,7 @@ fn find_runtime_vars(
         allgptr: allgs.allgptr,
         sched,
         sched_source,
+        allp: runtime_vars::allp_from_symtab(elf),
     })
 }
 

@@ -63,6 +63,9 @@ pub struct RuntimeVars {
     /// [`RuntimeVars::sched_source`]).
     pub sched: Option<u64>,
     pub sched_source: SchedSource,
+    /// `runtime.allp` (a `[]*p`, whose timer heaps hold the timers armed
+    /// before attach): only in `.symtab`.
+    pub allp: Option<u64>,
 }
 
 /// Where [`RuntimeVars::sched`] came from.
@@ -101,6 +104,17 @@ pub(crate) fn allgs_from_symtab(elf: &ElfImage<'_>) -> Option<AllGs> {
         allglen: elf.symbol(ALLGLEN)?.address,
         allgptr: elf.symbol(ALLGPTR)?.address,
     })
+}
+
+/// `runtime.allp`
+pub const ALLP: &str = "runtime.allp";
+
+/// `runtime.allp` from `.symtab`, if it has it.
+pub(crate) fn allp_from_symtab(elf: &ElfImage<'_>) -> Option<u64> {
+    if !elf.has_symtab() {
+        return None;
+    }
+    elf.symbol(ALLP).map(|s| s.address)
 }
 
 /// `runtime.sched` from `.symtab`, if it has it (a stripped binary's

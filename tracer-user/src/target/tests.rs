@@ -255,7 +255,8 @@ func main() {
 }
 "#;
 
-/// Prints the members of `runtime.g`, `runtime.m`, `runtime.gobuf`,
+/// Prints the members of the struct types named after the binary or, by
+/// default, of `runtime.g`, `runtime.m`, `runtime.gobuf`,
 /// `runtime.stack`, `runtime.sudog`, `runtime.schedt` (and, from Go 1.26, the
 /// `runtime.maybeTraceableChan`/`maybeTraceablePtr` of `sudog.c`) as Go's
 /// `debug/dwarf` sees them: `type.field offset size` (and
@@ -281,6 +282,12 @@ func main() {
 	want := map[string]bool{"runtime.g": true, "runtime.m": true, "runtime.gobuf": true, "runtime.stack": true,
 		"runtime.sudog": true, "runtime.maybeTraceableChan": true, "runtime.maybeTraceablePtr": true,
 		"runtime.schedt": true}
+	if len(os.Args) > 2 {
+		want = map[string]bool{}
+		for _, name := range os.Args[2:] {
+			want[name] = true
+		}
+	}
 	r := d.Reader()
 	for len(want) > 0 {
 		e, err := r.Next()
@@ -307,8 +314,143 @@ func main() {
 }
 "#;
 
+/// `type.field offset size` lines of the DWARF oracle, by `type.field`.
+fn oracle_fields(out: &[u8]) -> HashMap<String, (u64, u64)> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .map(|l| {
+            let mut p = l.split(' ');
+            let name = p.next().unwrap().to_string();
+            (
+                name,
+                (
+                    p.next().unwrap().parse().unwrap(),
+                    p.next().unwrap().parse().unwrap(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// A program with every kind of timer and cancelable context, so that all
+/// the timer and context functions and types are linked in.
+const TIMER_PROGRAM: &str = r#"package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+func main() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	child, stop := context.WithCancel(ctx)
+	t := time.NewTimer(time.Hour)
+	t.Reset(time.Millisecond)
+	<-t.C
+	tk := time.NewTicker(time.Millisecond)
+	<-tk.C
+	tk.Reset(2 * time.Millisecond)
+	tk.Stop()
+	f := time.AfterFunc(time.Hour, func() {})
+	f.Stop()
+	select {
+	case <-time.After(time.Millisecond):
+	case <-child.Done():
+	}
+	time.Sleep(time.Millisecond)
+	stop()
+	cancel()
+	fmt.Println(ctx.Err(), child.Err())
+}
+"#;
+
 // ---------------------------------------------------------------------------
 // Static inspection (from_path)
+
+#[test]
+fn timer_offsets_and_probes_match_go_debug_dwarf_on_every_toolchain() {
+    let Some(toolchains) = toolchains_or_skip("timer offsets") else {
+        return;
+    };
+    for toolchain in toolchains {
+        let v = toolchain.version.clone();
+        let program = build(&toolchain, "timers", TIMER_PROGRAM, &[], "amd64");
+        let target = Target::from_path(&program).unwrap();
+        let minor = target.go_version.minor;
+        let t = target
+            .timer_offsets
+            .unwrap_or_else(|| panic!("{v}: no timer offsets"));
+        let oracle = build(&toolchain, "dwarf-oracle", DWARF_ORACLE, &[], "amd64");
+        let types = [
+            "runtime.timer",
+            "runtime.p",
+            "runtime.g",
+            "runtime.timers",
+            "runtime.timerWhen",
+            "runtime.timeTimer",
+            "context.cancelCtx",
+        ];
+        let out = Command::new(oracle)
+            .arg(&program)
+            .args(types)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let fields = oracle_fields(&out.stdout);
+        let off = |f: &str| {
+            fields
+                .get(f)
+                .unwrap_or_else(|| panic!("{v}: the oracle has no {f}"))
+                .0
+        };
+        assert_eq!(t.when, off("runtime.timer.when"), "{v}");
+        assert_eq!(t.period, off("runtime.timer.period"), "{v}");
+        assert_eq!(t.f, off("runtime.timer.f"), "{v}");
+        assert_eq!(t.arg_data, off("runtime.timer.arg") + 8, "{v}");
+        assert_eq!(t.ctx_err, off("context.cancelCtx.err"), "{v}");
+        if minor <= 22 {
+            assert_eq!(t.timer_in_arg, 0, "{v}");
+            assert_eq!(t.status, off("runtime.timer.status"), "{v}");
+            assert_eq!(t.nextwhen, off("runtime.timer.nextwhen"), "{v}");
+            assert_eq!(t.p_timer_heap, off("runtime.p.timers"), "{v}");
+            assert_eq!(t.heap_entry, 8, "{v}");
+        } else {
+            assert_eq!(t.timer_in_arg, off("runtime.timeTimer.timer"), "{v}");
+            assert_eq!(t.is_chan, off("runtime.timer.isChan"), "{v}");
+            assert_eq!(t.state, off("runtime.timer.state"), "{v}");
+            assert_eq!(t.g_timer, off("runtime.g.timer"), "{v}");
+            assert_eq!(t.g_sleep_when, off("runtime.g.sleepWhen"), "{v}");
+            assert_eq!(
+                t.p_timer_heap,
+                off("runtime.p.timers") + off("runtime.timers.heap"),
+                "{v}"
+            );
+            assert_eq!(t.heap_entry, off("runtime.timerWhen.(size)"), "{v}");
+        }
+        assert!(target.runtime_vars.allp.is_some(), "{v}: no runtime.allp");
+        let plan = &target.timer_probes;
+        assert!(plan.missing.is_empty(), "{v}: missing {:?}", plan.missing);
+        for (what, points) in [
+            ("create", &plan.create),
+            ("reset", &plan.reset),
+            ("stop", &plan.stop),
+            ("fire", &plan.fire),
+            ("sleep", &plan.sleep),
+            ("context create", &plan.context_create),
+            ("context cancel", &plan.context_cancel),
+        ] {
+            assert!(!points.is_empty(), "{v}: no {what} probe");
+        }
+        assert_eq!(plan.reset_when.is_empty(), minor > 22, "{v}");
+        assert!(plan.send_time != 0 && plan.go_func != 0 && plan.goroutine_ready != 0);
+        eprintln!("{v}: {t:?}");
+    }
+}
 
 #[test]
 fn offsets_match_go_debug_dwarf_on_every_toolchain() {
@@ -330,21 +472,7 @@ fn offsets_match_go_debug_dwarf_on_every_toolchain() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let fields: HashMap<String, (u64, u64)> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let mut p = l.split(' ');
-                let name = p.next().unwrap().to_string();
-                (
-                    name,
-                    (
-                        p.next().unwrap().parse().unwrap(),
-                        p.next().unwrap().parse().unwrap(),
-                    ),
-                )
-            })
-            .collect();
+        let fields = oracle_fields(&out.stdout);
         let off = |f: &str| {
             fields
                 .get(f)

@@ -29,6 +29,14 @@ pub struct TimerOffsets {
     pub g_sleep_when: u64,
     /// `context.cancelCtx.err` (every version).
     pub ctx_err: u64,
+    /// The timer heap of a `runtime.p`: the slice `p.timers` (Go ≤1.22, of
+    /// `*timer`) or `p.timers.heap` (Go ≥1.23, of `timerWhen{timer, when}`),
+    /// and the size of its elements.
+    pub p_timer_heap: u64,
+    pub heap_entry: u64,
+    /// Go ≥1.23 `timer.state` (bit 4: a zombie, stopped but still in the
+    /// heap); 0 before.
+    pub state: u64,
 }
 
 /// The layouts of Go 1.21–1.27 (amd64), checked against each version's
@@ -46,6 +54,9 @@ pub fn offsets(minor: u32) -> Option<TimerOffsets> {
         g_timer: 0,
         g_sleep_when: 0,
         ctx_err: 48,
+        p_timer_heap: 8840,
+        heap_entry: 8,
+        state: 0,
     };
     let new = TimerOffsets {
         timer_in_arg: 16,
@@ -59,9 +70,16 @@ pub fn offsets(minor: u32) -> Option<TimerOffsets> {
         g_timer: 360,
         g_sleep_when: 368,
         ctx_err: 48,
+        p_timer_heap: 8840 + 8,
+        heap_entry: 16,
+        state: 9,
     };
     Some(match minor {
-        21 | 22 => old,
+        21 => old,
+        22 => TimerOffsets {
+            p_timer_heap: 8872,
+            ..old
+        },
         23 | 24 => new,
         // Go 1.25 added timer.rand before `when` and moved g.timer.
         25 => TimerOffsets {
@@ -71,6 +89,7 @@ pub fn offsets(minor: u32) -> Option<TimerOffsets> {
             arg_data: 56,
             g_timer: 352,
             g_sleep_when: 360,
+            p_timer_heap: 9392 + 8,
             ..new
         },
         26 | 27 => TimerOffsets {
@@ -78,6 +97,7 @@ pub fn offsets(minor: u32) -> Option<TimerOffsets> {
             period: 32,
             f: 40,
             arg_data: 56,
+            p_timer_heap: 13672 + 8,
             ..new
         },
         _ => return None,
@@ -107,6 +127,13 @@ pub struct TimerPlan {
     pub send_time: u64,
     pub go_func: u64,
     pub goroutine_ready: u64,
+    /// Link-time addresses of the `context.Context` itabs of `*cancelCtx`,
+    /// `*timerCtx`, `*afterFuncCtx` and `*valueCtx` (`.symtab` only; 0
+    /// when absent: then whether a parent keeps its child is unknown).
+    pub itab_cancel_ctx: u64,
+    pub itab_timer_ctx: u64,
+    pub itab_after_func_ctx: u64,
+    pub itab_value_ctx: u64,
     /// Functions not in the binary: what they would have reported is not
     /// traced (the program does not use it).
     pub missing: Vec<&'static str>,
@@ -172,6 +199,12 @@ pub(crate) fn plan(elf: &ElfImage<'_>, what: &str, minor: u32) -> Result<TimerPl
     plan.send_time = entry_of(SEND_TIME);
     plan.go_func = entry_of(GO_FUNC);
     plan.goroutine_ready = entry_of(GOROUTINE_READY);
+    if elf.has_symtab() {
+        plan.itab_cancel_ctx = entry_of("go:itab.*context.cancelCtx,context.Context");
+        plan.itab_timer_ctx = entry_of("go:itab.*context.timerCtx,context.Context");
+        plan.itab_after_func_ctx = entry_of("go:itab.*context.afterFuncCtx,context.Context");
+        plan.itab_value_ctx = entry_of("go:itab.*context.valueCtx,context.Context");
+    }
     plan.missing = missing;
     Ok(plan)
 }

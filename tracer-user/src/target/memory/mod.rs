@@ -17,7 +17,8 @@
 //! - [`read_wait_channels`] follows their `g.waiting` sudog lists to the
 //!   channels they are blocked on (channel operations and `select`);
 //! - [`read_goidgen`] reads `runtime.sched.goidgen`, the goroutine-id
-//!   generator (how many goroutines were ever created, to within a batch).
+//!   generator (how many goroutines were ever created, to within a batch);
+//! - [`read_timer_heaps`] reads the timers armed in every P's timer heap.
 //!
 //! Many small reads are sorted by address and merged with their neighbours
 //! (`coalesce`): the kernel's cost is per read more than per byte. On the
@@ -39,6 +40,7 @@ mod goroutines;
 mod image;
 mod process;
 mod sched;
+mod timers;
 mod unwind;
 
 #[cfg(test)]
@@ -56,6 +58,7 @@ pub use goroutines::{
 pub use image::ImageMemory;
 pub use process::{ProcessMemory, ReadMethod};
 pub use sched::read_goidgen;
+pub use timers::{read_timer_heaps, SnapshotTimer, TimerHeapLayout, TimerHeaps};
 pub use unwind::{symbolization_pc, unwind, unwind_all, unwind_context, StackContext};
 
 /// Why a read of target memory failed.
