@@ -1,6 +1,7 @@
 //! Where a session's picture goes: lines on stdout (human or JSON documents)
 //! or the dashboard, and the data the dashboard asks for beyond the
-//! analysis (the focused group's members, history and example timeline).
+//! analysis (the focused group's members, history and example timeline; a
+//! timer or context group's history).
 
 use std::{io::Write, sync::Arc};
 
@@ -162,6 +163,28 @@ fn focus_detail(
     symbols: &dyn Symbols,
     now_ns: u64,
 ) -> Option<FocusDetail> {
+    let history = || {
+        engine
+            .history(id)
+            .map(|h| h.samples().collect())
+            .unwrap_or_default()
+    };
+    // A timer or context group: its pending or retained count over time.
+    let timers = &analysis.timers;
+    let count = (timers.timers.iter().find(|t| t.id == id)).map(|t| t.pending);
+    let count = count.or_else(|| {
+        let context = timers.contexts.iter().find(|c| c.id == id);
+        context.map(|c| c.retained)
+    });
+    if let Some(count) = count {
+        return Some(FocusDetail {
+            group: id,
+            history: history(),
+            members: Vec::new(),
+            members_total: count,
+            example: None,
+        });
+    }
     let group = analysis.groups.iter().find(|g| g.id == id)?;
     let members = group
         .goids
@@ -186,10 +209,7 @@ fn focus_detail(
     });
     Some(FocusDetail {
         group: id,
-        history: engine
-            .history(id)
-            .map(|h| h.samples().collect())
-            .unwrap_or_default(),
+        history: history(),
         members,
         members_total: group.count,
         example,
@@ -211,5 +231,47 @@ fn describe(entry: TimelineEntry, symbols: &dyn Symbols) -> String {
         TimelineEntry::Woken { waker: None } => "woken by the runtime".into(),
         TimelineEntry::Spawned { child } => format!("started goroutine {child}"),
         TimelineEntry::Exited => "exited".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{unknown, SourceLocation};
+    use crate::suspects::Rules;
+    use crate::tui::fixtures::{self, DEADLINES, LOOKUP, TICKS};
+
+    struct NoSymbols;
+
+    impl Symbols for NoSymbols {
+        fn creation_site(&self, pc: u64) -> SourceLocation {
+            unknown(pc)
+        }
+        fn stack(&self, _: &[u64]) -> Vec<SourceLocation> {
+            Vec::new()
+        }
+        fn function(&self, _: u64) -> Option<String> {
+            None
+        }
+        fn wait_reason(&self, code: u8) -> String {
+            code.to_string()
+        }
+    }
+
+    #[test]
+    fn a_timer_or_context_group_in_focus_gets_its_count_and_no_members() {
+        let analysis = Analysis {
+            timers: fixtures::timer_analysis(TICKS),
+            ..Analysis::default()
+        };
+        let table = GoroutineTable::new();
+        let engine = SuspectEngine::new(Rules::default());
+        let focus = |id| focus_detail(id, &analysis, &table, &engine, &NoSymbols, 0);
+        let timer = focus(DEADLINES).expect("a timer group");
+        assert_eq!((timer.group, timer.members_total), (DEADLINES, 9_876));
+        assert!(timer.members.is_empty() && timer.example.is_none());
+        let context = focus(LOOKUP).expect("a context group");
+        assert_eq!(context.members_total, 9_876, "its retained contexts");
+        assert_eq!(focus(0x5eed), None);
     }
 }

@@ -1,16 +1,17 @@
 //! The UI state and what each key does to it. No I/O, no clock: time comes
 //! from the frames.
 
-use std::cmp::Ordering;
+use std::{cmp::Ordering, sync::Arc};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::widgets::TableState;
 
 use super::history::LiveHistory;
-use super::text::group_site;
+use super::text::{context_site, group_site, timer_site};
 use super::theme::Theme;
 use super::{Action, FocusDetail, Frame, MemberRow, Style, TargetInfo};
-use crate::suspects::{site_label, Analysis, Group, Suspect};
+use crate::suspects::timers::{ContextGroup, TimerGroup};
+use crate::suspects::{site_label, Analysis, Group, Suspect, SuspectKind};
 
 /// The views, in tab order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,14 +19,18 @@ pub enum View {
     Overview,
     Suspects,
     Goroutines,
+    Timers,
+    Contexts,
     Details,
 }
 
 impl View {
-    pub const ALL: [View; 4] = [
+    pub const ALL: [View; 6] = [
         View::Overview,
         View::Suspects,
         View::Goroutines,
+        View::Timers,
+        View::Contexts,
         View::Details,
     ];
 
@@ -38,14 +43,47 @@ impl View {
             View::Overview => "Overview",
             View::Suspects => "Suspects",
             View::Goroutines => "Goroutines",
+            View::Timers => "Timers",
+            View::Contexts => "Contexts",
             View::Details => "Details",
         }
     }
 }
 
-/// The columns the Goroutines view sorts by (`s` cycles in this order).
+/// A group a list view lists: goroutines, timers or contexts of one site.
+pub trait Listed {
+    /// Stable across updates while the group exists.
+    fn id(&self) -> u64;
+    /// What the list counts (goroutines, pending timers, live contexts):
+    /// ties of the sort column go to the larger count.
+    fn count(&self) -> u64;
+    /// Whether one of its texts contains `needle` (lowercase).
+    fn matches(&self, needle: &str) -> bool;
+}
+
+/// A column a list view sorts by (`s` cycles through [`Column::ALL`]).
+pub trait Column: Copy + PartialEq + 'static {
+    type Item: Listed;
+    /// In the order `s` cycles through them.
+    const ALL: &'static [Self];
+
+    /// As the list's title names the order ("by count").
+    fn name(self) -> &'static str;
+
+    /// Numbers sort largest first, text alphabetically.
+    fn numeric(self) -> bool;
+
+    fn compare(self, a: &Self::Item, b: &Self::Item) -> Ordering;
+
+    fn next(self) -> Self {
+        let i = Self::ALL.iter().position(|c| *c == self).unwrap_or(0);
+        Self::ALL[(i + 1) % Self::ALL.len()]
+    }
+}
+
+/// The columns of the Goroutines view.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SortColumn {
+pub enum GoroutineColumn {
     Site,
     State,
     Count,
@@ -54,52 +92,273 @@ pub enum SortColumn {
     Function,
 }
 
-impl SortColumn {
-    pub fn next(self) -> Self {
+impl Column for GoroutineColumn {
+    type Item = Group;
+    const ALL: &'static [Self] = &[
+        GoroutineColumn::Site,
+        GoroutineColumn::State,
+        GoroutineColumn::Count,
+        GoroutineColumn::Oldest,
+        GoroutineColumn::Growth,
+        GoroutineColumn::Function,
+    ];
+
+    fn name(self) -> &'static str {
         match self {
-            SortColumn::Site => SortColumn::State,
-            SortColumn::State => SortColumn::Count,
-            SortColumn::Count => SortColumn::Oldest,
-            SortColumn::Oldest => SortColumn::Growth,
-            SortColumn::Growth => SortColumn::Function,
-            SortColumn::Function => SortColumn::Site,
+            GoroutineColumn::Site => "site",
+            GoroutineColumn::State => "state",
+            GoroutineColumn::Count => "count",
+            GoroutineColumn::Oldest => "oldest",
+            GoroutineColumn::Growth => "growth",
+            GoroutineColumn::Function => "function",
         }
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            SortColumn::Site => "site",
-            SortColumn::State => "state",
-            SortColumn::Count => "count",
-            SortColumn::Oldest => "oldest",
-            SortColumn::Growth => "growth",
-            SortColumn::Function => "function",
-        }
-    }
-
-    /// Numbers sort largest first, text alphabetically.
-    fn descending(self) -> bool {
+    fn numeric(self) -> bool {
         matches!(
             self,
-            SortColumn::Count | SortColumn::Oldest | SortColumn::Growth
+            GoroutineColumn::Count | GoroutineColumn::Oldest | GoroutineColumn::Growth
         )
     }
 
     fn compare(self, a: &Group, b: &Group) -> Ordering {
         let text = |g: &Group| -> String {
             match self {
-                SortColumn::Site => group_site(g),
-                SortColumn::State => g.state.clone(),
+                GoroutineColumn::Site => group_site(g),
+                GoroutineColumn::State => g.state.clone(),
                 _ => g.start_function.clone().unwrap_or_default(),
             }
         };
         match self {
-            SortColumn::Count => a.count.cmp(&b.count),
-            SortColumn::Oldest => a.oldest_age_ns.cmp(&b.oldest_age_ns),
-            SortColumn::Growth => a.growth_per_min.total_cmp(&b.growth_per_min),
+            GoroutineColumn::Count => a.count.cmp(&b.count),
+            GoroutineColumn::Oldest => a.oldest_age_ns.cmp(&b.oldest_age_ns),
+            GoroutineColumn::Growth => a.growth_per_min.total_cmp(&b.growth_per_min),
             _ => text(a).cmp(&text(b)),
         }
     }
+}
+
+/// The columns of the Timers view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerColumn {
+    Kind,
+    Site,
+    Pending,
+    Created,
+    Fired,
+    Stopped,
+    Reset,
+    Expired,
+    Oldest,
+    Growth,
+}
+
+impl Column for TimerColumn {
+    type Item = TimerGroup;
+    const ALL: &'static [Self] = &[
+        TimerColumn::Kind,
+        TimerColumn::Site,
+        TimerColumn::Pending,
+        TimerColumn::Created,
+        TimerColumn::Fired,
+        TimerColumn::Stopped,
+        TimerColumn::Reset,
+        TimerColumn::Expired,
+        TimerColumn::Oldest,
+        TimerColumn::Growth,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            TimerColumn::Kind => "kind",
+            TimerColumn::Site => "site",
+            TimerColumn::Pending => "pending",
+            TimerColumn::Created => "created",
+            TimerColumn::Fired => "fired",
+            TimerColumn::Stopped => "stopped",
+            TimerColumn::Reset => "reset",
+            TimerColumn::Expired => "expired",
+            TimerColumn::Oldest => "oldest",
+            TimerColumn::Growth => "growth",
+        }
+    }
+
+    fn numeric(self) -> bool {
+        !matches!(self, TimerColumn::Kind | TimerColumn::Site)
+    }
+
+    fn compare(self, a: &TimerGroup, b: &TimerGroup) -> Ordering {
+        let n = |g: &TimerGroup| match self {
+            TimerColumn::Created => g.created,
+            TimerColumn::Fired => g.fired,
+            TimerColumn::Stopped => g.stopped,
+            TimerColumn::Reset => g.reset,
+            TimerColumn::Expired => g.expired,
+            _ => g.pending,
+        };
+        match self {
+            TimerColumn::Kind => lowercase(a.kind.label()).cmp(&lowercase(b.kind.label())),
+            TimerColumn::Site => timer_site(a).cmp(&timer_site(b)),
+            TimerColumn::Oldest => a.oldest_pending_s.total_cmp(&b.oldest_pending_s),
+            TimerColumn::Growth => a.growth_per_min.total_cmp(&b.growth_per_min),
+            _ => n(a).cmp(&n(b)),
+        }
+    }
+}
+
+/// The columns of the Contexts view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContextColumn {
+    Kind,
+    Site,
+    Live,
+    Retained,
+    Created,
+    Cancelled,
+    ByCaller,
+    ByParent,
+    ByDeadline,
+    Oldest,
+    Deadline,
+    Growth,
+}
+
+impl Column for ContextColumn {
+    type Item = ContextGroup;
+    const ALL: &'static [Self] = &[
+        ContextColumn::Kind,
+        ContextColumn::Site,
+        ContextColumn::Live,
+        ContextColumn::Retained,
+        ContextColumn::Created,
+        ContextColumn::Cancelled,
+        ContextColumn::ByCaller,
+        ContextColumn::ByParent,
+        ContextColumn::ByDeadline,
+        ContextColumn::Oldest,
+        ContextColumn::Deadline,
+        ContextColumn::Growth,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            ContextColumn::Kind => "kind",
+            ContextColumn::Site => "site",
+            ContextColumn::Live => "live",
+            ContextColumn::Retained => "retained",
+            ContextColumn::Created => "created",
+            ContextColumn::Cancelled => "cancelled",
+            ContextColumn::ByCaller => "caller cancels",
+            ContextColumn::ByParent => "parent cancels",
+            ContextColumn::ByDeadline => "deadline cancels",
+            ContextColumn::Oldest => "oldest",
+            ContextColumn::Deadline => "deadline",
+            ContextColumn::Growth => "growth",
+        }
+    }
+
+    fn numeric(self) -> bool {
+        !matches!(self, ContextColumn::Kind | ContextColumn::Site)
+    }
+
+    fn compare(self, a: &ContextGroup, b: &ContextGroup) -> Ordering {
+        let n = |c: &ContextGroup| match self {
+            ContextColumn::Live => c.live,
+            ContextColumn::Created => c.created,
+            ContextColumn::Cancelled => c.cancelled,
+            ContextColumn::ByCaller => c.by_caller,
+            ContextColumn::ByParent => c.by_parent,
+            ContextColumn::ByDeadline => c.by_deadline,
+            _ => c.retained,
+        };
+        // No deadline sorts below any deadline.
+        let deadline = |c: &ContextGroup| c.deadline_s.unwrap_or(-1.0);
+        match self {
+            ContextColumn::Kind => lowercase(a.kind.label()).cmp(&lowercase(b.kind.label())),
+            ContextColumn::Site => context_site(a).cmp(&context_site(b)),
+            ContextColumn::Oldest => a.oldest_live_s.total_cmp(&b.oldest_live_s),
+            ContextColumn::Deadline => deadline(a).total_cmp(&deadline(b)),
+            ContextColumn::Growth => a.growth_per_min.total_cmp(&b.growth_per_min),
+            _ => n(a).cmp(&n(b)),
+        }
+    }
+}
+
+impl Listed for Group {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Its site, functions and state.
+    fn matches(&self, needle: &str) -> bool {
+        let mut haystacks = vec![self.state.as_str()];
+        let label;
+        if let Some(site) = &self.site {
+            label = site_label(site);
+            haystacks.push(&label);
+            haystacks.push(&site.function);
+            haystacks.extend(site.file.as_deref());
+        }
+        haystacks.extend(self.start_function.as_deref());
+        contains(&haystacks, needle)
+    }
+}
+
+impl Listed for TimerGroup {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn count(&self) -> u64 {
+        self.pending
+    }
+
+    /// Its kind and site.
+    fn matches(&self, needle: &str) -> bool {
+        let site = timer_site(self);
+        let mut haystacks = vec![self.kind.label(), site.as_str()];
+        if let Some(s) = &self.site {
+            haystacks.push(&s.function);
+            haystacks.extend(s.file.as_deref());
+        }
+        contains(&haystacks, needle)
+    }
+}
+
+impl Listed for ContextGroup {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The ones that can leak: kept by a cancelable parent or a deadline.
+    fn count(&self) -> u64 {
+        self.retained
+    }
+
+    /// Its kind and site.
+    fn matches(&self, needle: &str) -> bool {
+        let site = context_site(self);
+        let mut haystacks = vec![self.kind.label(), site.as_str()];
+        if let Some(s) = &self.site {
+            haystacks.push(&s.function);
+            haystacks.extend(s.file.as_deref());
+        }
+        contains(&haystacks, needle)
+    }
+}
+
+/// Kinds sort A to Z whatever their case ("ctx deadline" between
+/// "AfterFunc" and "NewTimer").
+fn lowercase(s: &str) -> String {
+    s.to_lowercase()
+}
+
+fn contains(haystacks: &[&str], needle: &str) -> bool {
+    haystacks.iter().any(|h| h.to_lowercase().contains(needle))
 }
 
 /// What a row of the Goroutines view is: selection follows this identity.
@@ -131,6 +390,196 @@ impl GoroutineRow<'_> {
             GoroutineRow::Member { row, .. } => RowId::Member(row.goid),
             GoroutineRow::Note(_) => RowId::Note,
         }
+    }
+}
+
+/// What a key did to a list view, for [`App`] to finish.
+enum ListIntent {
+    /// Not a key of this list.
+    Ignored,
+    /// The selection moved.
+    Moved,
+    /// The filter, sort or expansion changed: re-anchor the selections.
+    Changed,
+    /// Start typing the filter.
+    TypeFilter,
+    /// Open the group in Details.
+    Details(u64),
+    /// Back to the Suspects view the pane was opened from.
+    Back,
+}
+
+/// The state of a list view (Goroutines, Timers, Contexts): selection,
+/// sort, filter, and the expanded group.
+#[derive(Debug)]
+pub struct ListState<K, C> {
+    pub rows: Selection<K>,
+    pub sort: C,
+    pub reverse: bool,
+    /// As typed; matched case-insensitively.
+    pub filter: String,
+    /// Goroutines: the group listed with its members. Timers, Contexts: the
+    /// selected group while its pane is open.
+    pub expanded: Option<u64>,
+    /// The pane was opened from the Suspects view: Esc goes back there.
+    from_suspect: bool,
+}
+
+impl<K, C: Column> ListState<K, C> {
+    fn new(sort: C) -> Self {
+        ListState {
+            rows: Selection::default(),
+            sort,
+            reverse: false,
+            filter: String::new(),
+            expanded: None,
+            from_suspect: false,
+        }
+    }
+
+    /// The items that pass the filter, in the list's order: by the sort
+    /// column, then the larger count, then the id.
+    pub fn arrange<'a>(&self, items: &'a [C::Item]) -> Vec<&'a C::Item> {
+        let needle = self.filter.to_lowercase();
+        let mut shown: Vec<&C::Item> = items
+            .iter()
+            .filter(|item| needle.is_empty() || item.matches(&needle))
+            .collect();
+        shown.sort_by(|a, b| {
+            let mut order = self.sort.compare(a, b);
+            if self.sort.numeric() != self.reverse {
+                order = order.reverse();
+            }
+            order
+                .then(b.count().cmp(&a.count()))
+                .then(a.id().cmp(&b.id()))
+        });
+        shown
+    }
+}
+
+impl<K: Copy + PartialEq, C: Column> ListState<K, C> {
+    /// The keys every list shares: `/`, `Esc` clearing the filter, `s`/`S`,
+    /// and moving the selection.
+    fn shared_key(&mut self, keys: &[K], code: KeyCode, page: isize) -> ListIntent {
+        match code {
+            KeyCode::Char('/') => ListIntent::TypeFilter,
+            KeyCode::Esc if !self.filter.is_empty() => {
+                self.filter.clear();
+                ListIntent::Changed
+            }
+            KeyCode::Char('s') => {
+                self.sort = self.sort.next();
+                ListIntent::Changed
+            }
+            KeyCode::Char('S') => {
+                self.reverse = !self.reverse;
+                ListIntent::Changed
+            }
+            code if move_selection(&mut self.rows, keys, code, page) => ListIntent::Moved,
+            _ => ListIntent::Ignored,
+        }
+    }
+}
+
+impl<C: Column> ListState<RowId, C> {
+    /// Goroutines: `→`/`Enter` lists the group's goroutines under it, `Enter`
+    /// on an expanded group or `d` opens Details, `←`/`Esc` folds.
+    fn goroutine_key(&mut self, keys: &[RowId], code: KeyCode, page: isize) -> ListIntent {
+        let expand = matches!(code, KeyCode::Enter | KeyCode::Right | KeyCode::Char('l'));
+        match (code, self.rows.key()) {
+            (_, Some(RowId::Group(id))) if expand && self.expanded != Some(id) => {
+                self.expanded = Some(id);
+                ListIntent::Changed
+            }
+            (KeyCode::Enter, Some(_)) => self
+                .expanded
+                .map_or(ListIntent::Ignored, ListIntent::Details),
+            _ if expand => ListIntent::Ignored,
+            (KeyCode::Left | KeyCode::Char('h'), _) => self.fold(),
+            (KeyCode::Esc, _) if self.filter.is_empty() && self.expanded.is_some() => self.fold(),
+            (KeyCode::Char('d'), Some(RowId::Group(id))) => ListIntent::Details(id),
+            (KeyCode::Char('d'), Some(_)) => self
+                .expanded
+                .map_or(ListIntent::Ignored, ListIntent::Details),
+            (KeyCode::Char('d'), None) => ListIntent::Ignored,
+            _ => self.shared_key(keys, code, page),
+        }
+    }
+
+    /// Folds the expanded group, selecting it.
+    fn fold(&mut self) -> ListIntent {
+        let Some(id) = self.expanded.take() else {
+            return ListIntent::Ignored;
+        };
+        self.rows.set_key(RowId::Group(id));
+        ListIntent::Changed
+    }
+}
+
+impl<C: Column> ListState<u64, C> {
+    /// Timers, Contexts: `→`/`Enter` opens the selected group's pane,
+    /// `Enter` with the pane open or `d` opens Details, `←`/`Esc` closes the
+    /// pane (`Esc` back to Suspects when it was opened from there).
+    fn pane_key(&mut self, keys: &[u64], code: KeyCode, page: isize) -> ListIntent {
+        let selected = self.rows.table.selected().and(self.rows.key());
+        match code {
+            KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => match (selected, self.expanded)
+            {
+                (Some(id), None) => {
+                    self.expanded = Some(id);
+                    ListIntent::Changed
+                }
+                (Some(id), Some(_)) if code == KeyCode::Enter => ListIntent::Details(id),
+                _ => ListIntent::Ignored,
+            },
+            KeyCode::Left | KeyCode::Char('h') => {
+                self.from_suspect = false;
+                match self.expanded.take() {
+                    Some(_) => ListIntent::Changed,
+                    None => ListIntent::Ignored,
+                }
+            }
+            KeyCode::Esc if self.filter.is_empty() && self.expanded.is_some() => {
+                self.expanded = None;
+                if std::mem::take(&mut self.from_suspect) {
+                    ListIntent::Back
+                } else {
+                    ListIntent::Changed
+                }
+            }
+            KeyCode::Char('d') => selected.map_or(ListIntent::Ignored, ListIntent::Details),
+            code => self.shared_key(keys, code, page),
+        }
+    }
+
+    /// An open pane shows the selected group (none when the list is empty).
+    fn follow(&mut self) {
+        if self.expanded.is_some() {
+            self.expanded = self.rows.table.selected().and(self.rows.key());
+        }
+    }
+
+    fn sync(&mut self, keys: &[u64]) {
+        self.rows.sync(keys);
+        self.follow();
+    }
+
+    /// Selects `id` with its pane open, clearing a filter that hides it;
+    /// false when `items` has no such group.
+    fn reveal(&mut self, items: &[C::Item], id: u64) -> bool {
+        if !items.iter().any(|g| g.id() == id) {
+            return false;
+        }
+        if !self.arrange(items).iter().any(|g| g.id() == id) {
+            self.filter.clear();
+        }
+        let keys: Vec<u64> = self.arrange(items).iter().map(|g| g.id()).collect();
+        self.rows.set_key(id);
+        self.rows.sync(&keys);
+        self.expanded = Some(id);
+        self.from_suspect = true;
+        true
     }
 }
 
@@ -203,12 +652,11 @@ pub struct App {
     pub(super) newest: Option<Frame>,
     pub(super) history: LiveHistory,
     pub(super) suspects: Selection<u64>,
-    pub(super) rows: Selection<RowId>,
-    pub(super) sort: SortColumn,
-    pub(super) reverse: bool,
-    pub(super) filter: String,
+    pub(super) goroutines: ListState<RowId, GoroutineColumn>,
+    pub(super) timers: ListState<u64, TimerColumn>,
+    pub(super) contexts: ListState<u64, ContextColumn>,
+    /// The current list's filter is being typed.
     pub(super) filter_editing: bool,
-    pub(super) expanded: Option<u64>,
     pub(super) details: Option<u64>,
     pub(super) details_scroll: u16,
     /// Rows of the list drawn last, for PgUp/PgDn.
@@ -228,12 +676,10 @@ impl App {
             newest: None,
             history: LiveHistory::default(),
             suspects: Selection::default(),
-            rows: Selection::default(),
-            sort: SortColumn::Count,
-            reverse: false,
-            filter: String::new(),
+            goroutines: ListState::new(GoroutineColumn::Count),
+            timers: ListState::new(TimerColumn::Pending),
+            contexts: ListState::new(ContextColumn::Retained),
             filter_editing: false,
-            expanded: None,
             details: None,
             details_scroll: 0,
             page: 10,
@@ -259,7 +705,8 @@ impl App {
     /// Takes the data of a tick. While paused it is kept aside (the
     /// Overview's history still records it).
     pub fn update(&mut self, frame: Frame) {
-        self.history.record(frame.now_ns, &frame.totals);
+        self.history
+            .record(frame.now_ns, &frame.totals, &frame.analysis.timers.totals);
         if self.paused {
             self.newest = Some(frame);
         } else {
@@ -269,11 +716,14 @@ impl App {
     }
 
     /// The group whose [`FocusDetail`] the next frame must carry: the one
-    /// shown in Details, else the group expanded in the Goroutines view.
+    /// shown in Details, the timer or context group whose pane is open,
+    /// else the group expanded in the Goroutines view.
     pub fn focus(&self) -> Option<u64> {
         match self.view {
             View::Details => self.details,
-            _ => self.expanded,
+            View::Timers => self.timers.expanded,
+            View::Contexts => self.contexts.expanded,
+            _ => self.goroutines.expanded,
         }
     }
 
@@ -318,23 +768,53 @@ impl App {
                 _ => Action::None,
             };
         }
+        let views = View::ALL.len();
         match key.code {
             KeyCode::Char('q') => return Action::Quit,
             KeyCode::Char('?') => self.help = true,
             KeyCode::Char('p') => self.toggle_pause(),
-            KeyCode::Char(c @ '1'..='4') => {
+            KeyCode::Char(c @ '1'..='9') if (c as usize - '1' as usize) < views => {
                 let index = c as usize - '1' as usize;
                 self.switch_to(View::ALL[index]);
             }
-            KeyCode::Tab => self.switch_to(View::ALL[(self.view.index() + 1) % 4]),
-            KeyCode::BackTab => self.switch_to(View::ALL[(self.view.index() + 3) % 4]),
-            code => {
-                return match self.view {
-                    View::Overview => Action::None,
-                    View::Suspects => self.suspects_key(code),
-                    View::Goroutines => self.goroutines_key(code),
-                    View::Details => self.details_key(code),
-                }
+            KeyCode::Tab => self.switch_to(View::ALL[(self.view.index() + 1) % views]),
+            KeyCode::BackTab => self.switch_to(View::ALL[(self.view.index() + views - 1) % views]),
+            code => return self.view_key(code),
+        }
+        Action::Redraw
+    }
+
+    fn view_key(&mut self, code: KeyCode) -> Action {
+        let page = self.page.max(1) as isize;
+        let intent = match self.view {
+            View::Overview => return Action::None,
+            View::Suspects => return self.suspects_key(code),
+            View::Details => return self.details_key(code),
+            View::Goroutines => {
+                let keys = self.row_ids();
+                self.goroutines.goroutine_key(&keys, code, page)
+            }
+            View::Timers => {
+                let keys = ids(&self.timer_rows());
+                self.timers.pane_key(&keys, code, page)
+            }
+            View::Contexts => {
+                let keys = ids(&self.context_rows());
+                self.contexts.pane_key(&keys, code, page)
+            }
+        };
+        match intent {
+            ListIntent::Ignored => return Action::None,
+            ListIntent::Moved => {
+                self.timers.follow();
+                self.contexts.follow();
+            }
+            ListIntent::Changed => self.sync(),
+            ListIntent::TypeFilter => self.filter_editing = true,
+            ListIntent::Details(group) => self.open_details(Some(group)),
+            ListIntent::Back => {
+                self.view = View::Suspects;
+                self.sync();
             }
         }
         Action::Redraw
@@ -356,9 +836,23 @@ impl App {
         if view == self.view {
             return;
         }
+        self.timers.from_suspect = false;
+        self.contexts.from_suspect = false;
         if view == View::Details {
             let target = match self.view {
                 View::Goroutines => self.selected_row_group(),
+                View::Timers => self
+                    .timers
+                    .rows
+                    .table
+                    .selected()
+                    .and(self.timers.rows.key()),
+                View::Contexts => self
+                    .contexts
+                    .rows
+                    .table
+                    .selected()
+                    .and(self.contexts.rows.key()),
                 _ => self.selected_suspect().map(|s| s.group),
             };
             self.open_details(target.or(self.details));
@@ -383,10 +877,10 @@ impl App {
         let page = (self.page / 2).max(1) as isize;
         match code {
             KeyCode::Enter => {
-                let Some(group) = self.selected_suspect().map(|s| s.group) else {
+                let Some((group, kind)) = self.selected_suspect().map(|s| (s.group, s.kind)) else {
                     return Action::None;
                 };
-                self.open_details(Some(group));
+                self.open_suspect(group, kind);
             }
             code => {
                 if !move_selection(&mut self.suspects, &keys, code, page) {
@@ -397,67 +891,70 @@ impl App {
         Action::Redraw
     }
 
-    fn goroutines_key(&mut self, code: KeyCode) -> Action {
-        let keys = self.row_ids();
-        let selected = self.rows.key();
-        match code {
-            KeyCode::Enter | KeyCode::Right | KeyCode::Char('l') => match selected {
-                Some(RowId::Group(id)) if self.expanded != Some(id) => self.expanded = Some(id),
-                Some(RowId::Group(_)) if code == KeyCode::Enter => self.open_details(self.expanded),
-                Some(RowId::Member(_) | RowId::Note) if code == KeyCode::Enter => {
-                    self.open_details(self.expanded)
-                }
-                _ => return Action::None,
-            },
-            KeyCode::Left | KeyCode::Char('h') => {
-                let Some(id) = self.expanded.take() else {
-                    return Action::None;
-                };
-                self.rows.set_key(RowId::Group(id));
-            }
-            KeyCode::Char('d') => {
-                let Some(group) = self.selected_row_group() else {
-                    return Action::None;
-                };
-                self.open_details(Some(group));
-                return Action::Redraw;
-            }
-            KeyCode::Char('/') => self.filter_editing = true,
-            KeyCode::Esc if !self.filter.is_empty() => self.filter.clear(),
-            KeyCode::Esc if self.expanded.is_some() => {
-                if let Some(id) = self.expanded.take() {
-                    self.rows.set_key(RowId::Group(id));
-                }
-            }
-            KeyCode::Char('s') => self.sort = self.sort.next(),
-            KeyCode::Char('S') => self.reverse = !self.reverse,
-            code => {
-                let page = self.page.max(1) as isize;
-                if !move_selection(&mut self.rows, &keys, code, page) {
-                    return Action::None;
-                }
-                return Action::Redraw;
-            }
+    /// Where a suspect's details are: a timer or context suspect's group in
+    /// the Timers or Contexts view with its pane open, a goroutine group
+    /// (or a group gone from the lists) in Details.
+    fn open_suspect(&mut self, group: u64, kind: SuspectKind) {
+        let analysis = self.shown.as_ref().map(|f| Arc::clone(&f.analysis));
+        let Some(analysis) = analysis else {
+            return;
+        };
+        let list = match kind {
+            SuspectKind::ContextLeak => self
+                .contexts
+                .reveal(&analysis.timers.contexts, group)
+                .then_some(View::Contexts),
+            SuspectKind::TimerLeak | SuspectKind::AfterInLoop | SuspectKind::TickerLeak => self
+                .timers
+                .reveal(&analysis.timers.timers, group)
+                .then_some(View::Timers),
+            SuspectKind::Blocked | SuspectKind::Backlog | SuspectKind::Growing => None,
+        };
+        match list {
+            Some(view) => self.view = view,
+            None => self.open_details(Some(group)),
         }
-        self.sync();
-        Action::Redraw
     }
 
     fn filter_key(&mut self, code: KeyCode) -> Action {
+        let Some(filter) = self.filter_mut() else {
+            self.filter_editing = false;
+            return Action::Redraw;
+        };
         match code {
-            KeyCode::Char(c) => self.filter.push(c),
+            KeyCode::Char(c) => filter.push(c),
             KeyCode::Backspace => {
-                self.filter.pop();
+                filter.pop();
             }
             KeyCode::Enter => self.filter_editing = false,
             KeyCode::Esc => {
-                self.filter.clear();
+                filter.clear();
                 self.filter_editing = false;
             }
             _ => return Action::None,
         }
         self.sync();
         Action::Redraw
+    }
+
+    /// The filter of the current list view.
+    fn filter_mut(&mut self) -> Option<&mut String> {
+        match self.view {
+            View::Goroutines => Some(&mut self.goroutines.filter),
+            View::Timers => Some(&mut self.timers.filter),
+            View::Contexts => Some(&mut self.contexts.filter),
+            View::Overview | View::Suspects | View::Details => None,
+        }
+    }
+
+    /// The filter of the current list view ("" elsewhere).
+    pub(super) fn filter(&self) -> &str {
+        match self.view {
+            View::Goroutines => &self.goroutines.filter,
+            View::Timers => &self.timers.filter,
+            View::Contexts => &self.contexts.filter,
+            View::Overview | View::Suspects | View::Details => "",
+        }
     }
 
     fn details_key(&mut self, code: KeyCode) -> Action {
@@ -479,14 +976,18 @@ impl App {
     fn sync(&mut self) {
         let keys = self.suspect_keys();
         self.suspects.sync(&keys);
-        if let (Some(id), Some(analysis)) = (self.expanded, self.analysis()) {
+        if let (Some(id), Some(analysis)) = (self.goroutines.expanded, self.analysis()) {
             if !analysis.groups.iter().any(|g| g.id == id) {
-                self.expanded = None;
-                self.rows.set_key(RowId::Group(id));
+                self.goroutines.expanded = None;
+                self.goroutines.rows.set_key(RowId::Group(id));
             }
         }
         let keys = self.row_ids();
-        self.rows.sync(&keys);
+        self.goroutines.rows.sync(&keys);
+        let keys = ids(&self.timer_rows());
+        self.timers.sync(&keys);
+        let keys = ids(&self.context_rows());
+        self.contexts.sync(&keys);
     }
 
     pub(super) fn analysis(&self) -> Option<&Analysis> {
@@ -508,12 +1009,17 @@ impl App {
         self.analysis()?.suspects.iter().find(|s| s.group == group)
     }
 
+    /// The suspect about a group, if any.
+    pub(super) fn suspect_of(&self, group: u64) -> Option<&Suspect> {
+        self.analysis()?.suspects.iter().find(|s| s.group == group)
+    }
+
     /// The group of the selected row of the Goroutines view (a member's
     /// group for a member).
     fn selected_row_group(&self) -> Option<u64> {
-        match self.rows.key()? {
+        match self.goroutines.rows.key()? {
             RowId::Group(id) => Some(id),
-            RowId::Member(_) | RowId::Note => self.expanded,
+            RowId::Member(_) | RowId::Note => self.goroutines.expanded,
         }
     }
 
@@ -533,23 +1039,11 @@ impl App {
         let Some(analysis) = self.analysis() else {
             return Vec::new();
         };
-        let needle = self.filter.to_lowercase();
-        let mut groups: Vec<&Group> = analysis
-            .groups
-            .iter()
-            .filter(|g| needle.is_empty() || matches_filter(g, &needle))
-            .collect();
-        groups.sort_by(|a, b| {
-            let mut order = self.sort.compare(a, b);
-            if self.sort.descending() != self.reverse {
-                order = order.reverse();
-            }
-            order.then(b.count.cmp(&a.count)).then(a.id.cmp(&b.id))
-        });
+        let groups = self.goroutines.arrange(&analysis.groups);
         let mut rows = Vec::with_capacity(groups.len());
         for g in groups {
             rows.push(GoroutineRow::Group(g));
-            if self.expanded != Some(g.id) {
+            if self.goroutines.expanded != Some(g.id) {
                 continue;
             }
             match self.focus_detail(g.id) {
@@ -574,6 +1068,20 @@ impl App {
         rows
     }
 
+    /// The Timers view's rows: timer groups filtered and sorted.
+    pub(super) fn timer_rows(&self) -> Vec<&TimerGroup> {
+        self.analysis()
+            .map(|a| self.timers.arrange(&a.timers.timers))
+            .unwrap_or_default()
+    }
+
+    /// The Contexts view's rows: context groups filtered and sorted.
+    pub(super) fn context_rows(&self) -> Vec<&ContextGroup> {
+        self.analysis()
+            .map(|a| self.contexts.arrange(&a.timers.contexts))
+            .unwrap_or_default()
+    }
+
     /// How long before the newest data the frozen picture is (paused).
     pub(super) fn frozen_for_ns(&self) -> u64 {
         match (&self.shown, &self.newest) {
@@ -581,6 +1089,10 @@ impl App {
             _ => 0,
         }
     }
+}
+
+fn ids<T: Listed>(rows: &[&T]) -> Vec<u64> {
+    rows.iter().map(|g| g.id()).collect()
 }
 
 /// Up/Down/PgUp/PgDn/Home/End (and vi keys) on a list; false for other keys.
@@ -600,19 +1112,4 @@ fn move_selection<K: Copy + PartialEq>(
         _ => return false,
     }
     true
-}
-
-/// Case-insensitive match of the filter against a group's site, functions
-/// and state.
-fn matches_filter(g: &Group, needle: &str) -> bool {
-    let mut haystacks = vec![g.state.as_str()];
-    let label;
-    if let Some(site) = &g.site {
-        label = site_label(site);
-        haystacks.push(&label);
-        haystacks.push(&site.function);
-        haystacks.extend(site.file.as_deref());
-    }
-    haystacks.extend(g.start_function.as_deref());
-    haystacks.iter().any(|h| h.to_lowercase().contains(needle))
 }

@@ -13,7 +13,8 @@
 //!   session.
 //!
 //! The session's loop, per event:
-//! - tick: build a [`Frame`] (with [`App::focus`]'s group details), call
+//! - tick: build a [`Frame`] (with [`App::focus`]'s group details: a
+//!   goroutine, timer or context group), call
 //!   [`App::update`], then draw;
 //! - key: [`App::handle_key`] → [`Action::Redraw`] draw, [`Action::Quit`]
 //!   stop; resize: [`App::handle_resize`], then draw.
@@ -26,13 +27,13 @@ mod theme;
 mod view;
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod tests;
 
 use std::{ffi::OsStr, sync::Arc};
 
-pub use app::{App, SortColumn, View};
+pub use app::{App, Column, ContextColumn, GoroutineColumn, TimerColumn, View};
 pub use terminal::{Input, InputReader, Terminal};
 
 use crate::model::{Origin, Totals};
@@ -100,15 +101,20 @@ pub struct Frame {
 }
 
 /// What the Details view and an expanded group need beyond [`Analysis`].
+/// For a timer or context group only the history: no members, no example.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FocusDetail {
-    /// The group's id (see [`crate::suspects::Group::id`]).
+    /// The group's id (see [`crate::suspects::Group::id`],
+    /// [`crate::suspects::timers::TimerGroup::id`],
+    /// [`crate::suspects::timers::ContextGroup::id`]).
     pub group: u64,
-    /// The group's count over time `(ns, count)`, oldest first.
+    /// The group's count over time `(ns, count)`, oldest first: goroutines,
+    /// pending timers or retained contexts.
     pub history: Vec<(u64, u64)>,
     /// Some of its members (the session caps the list).
     pub members: Vec<MemberRow>,
-    /// How many members the group has in all.
+    /// How many members the group has in all (pending timers, retained
+    /// contexts).
     pub members_total: u64,
     /// The life of one member, usually the oldest.
     pub example: Option<Timeline>,

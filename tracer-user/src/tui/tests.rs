@@ -4,9 +4,14 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use ratatui::{backend::TestBackend, style::Color, Terminal};
 
-use super::fixtures::{self, CACHE, COLORS, FLUSH, HTTP, LEAK, MAIN, NOW, POOL, S};
-use super::{Action, App, SortColumn, Style, View};
-use crate::suspects::Group;
+use super::fixtures::{
+    self, CACHE, COLORS, CONN, DEADLINES, EARLY_CTX, EARLY_TICKER, EXPIRY, FEED_TICKER, FLUSH,
+    HTTP, JOBS, LEAK, LOOKUP, MAIN, NOW, POLL_AFTER, POOL, RPC_TIMER, S, SLEEP,
+};
+use super::{Action, App, Column, ContextColumn, GoroutineColumn, Style, TimerColumn, View};
+use crate::suspects::{Group, SuspectKind};
+
+const NO_COLOR: Style = Style { colors: false };
 
 fn draw(app: &mut App, width: u16, height: u16) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test backend");
@@ -38,7 +43,7 @@ fn tick(app: &mut App, i: u64) {
 }
 
 fn selected_group(app: &App) -> Option<u64> {
-    match app.rows.key() {
+    match app.goroutines.rows.key() {
         Some(super::app::RowId::Group(id)) => Some(id),
         _ => None,
     }
@@ -52,6 +57,38 @@ fn group_order(app: &App) -> Vec<u64> {
             _ => None,
         })
         .collect()
+}
+
+fn timer_order(app: &App) -> Vec<u64> {
+    app.timer_rows().iter().map(|g| g.id).collect()
+}
+
+fn context_order(app: &App) -> Vec<u64> {
+    app.context_rows().iter().map(|c| c.id).collect()
+}
+
+/// The screen's text, one line per row.
+fn screen(terminal: &Terminal<TestBackend>) -> String {
+    let buffer = terminal.backend().buffer();
+    let (width, height) = (buffer.area.width, buffer.area.height);
+    (0..height)
+        .map(|y| {
+            (0..width)
+                .map(|x| buffer[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The app with another analysis at the last tick.
+fn with_analysis(app: &mut App, change: impl FnOnce(&mut crate::suspects::Analysis)) {
+    let focus = app.focus();
+    let mut frame = fixtures::frame(fixtures::TICKS, focus);
+    let mut analysis = (*frame.analysis).clone();
+    change(&mut analysis);
+    frame.analysis = std::sync::Arc::new(analysis);
+    app.update(frame);
 }
 
 // ---- render snapshots -------------------------------------------------
@@ -147,6 +184,100 @@ fn details_before_the_data_arrives_and_of_a_runtime_group() {
 }
 
 #[test]
+fn timers_80x24() {
+    let mut app = fixtures::app(NO_COLOR);
+    press(&mut app, KeyCode::Char('4'));
+    insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn timers_132x30() {
+    let mut app = fixtures::app(NO_COLOR);
+    press(&mut app, KeyCode::Char('4'));
+    insta::assert_snapshot!(draw(&mut app, 132, 30).backend());
+}
+
+#[test]
+fn contexts_80x24() {
+    let mut app = fixtures::app(NO_COLOR);
+    press(&mut app, KeyCode::Char('5'));
+    insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn contexts_132x30() {
+    let mut app = fixtures::app(NO_COLOR);
+    press(&mut app, KeyCode::Char('5'));
+    insta::assert_snapshot!(draw(&mut app, 132, 30).backend());
+}
+
+#[test]
+fn timer_pane_80x24() {
+    let mut app = fixtures::app(NO_COLOR);
+    keys(&mut app, &[KeyCode::Char('4'), KeyCode::Enter]);
+    assert_eq!(app.focus(), Some(DEADLINES));
+    tick(&mut app, fixtures::TICKS);
+    insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn ticker_pane_before_its_history_arrives_80x24() {
+    let mut app = fixtures::app(NO_COLOR);
+    press(&mut app, KeyCode::Char('4'));
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "feed");
+    keys(&mut app, &[KeyCode::Enter, KeyCode::Right]);
+    assert_eq!(app.focus(), Some(FEED_TICKER));
+    insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn context_suspect_opens_the_contexts_pane_80x24() {
+    let mut app = fixtures::app(NO_COLOR);
+    keys(
+        &mut app,
+        &[
+            KeyCode::Char('2'),
+            KeyCode::End,
+            KeyCode::Up,
+            KeyCode::Enter,
+        ],
+    );
+    assert_eq!(app.view(), View::Contexts);
+    assert_eq!(app.focus(), Some(LOOKUP));
+    tick(&mut app, fixtures::TICKS);
+    insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn timer_details_80x24() {
+    let mut app = fixtures::app(NO_COLOR);
+    keys(
+        &mut app,
+        &[KeyCode::Char('4'), KeyCode::Down, KeyCode::Char('d')],
+    );
+    assert_eq!(app.view(), View::Details);
+    assert_eq!(app.focus(), Some(EXPIRY));
+    tick(&mut app, fixtures::TICKS);
+    insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+}
+
+#[test]
+fn timers_filtered_and_sorted_80x24() {
+    let mut app = fixtures::app(NO_COLOR);
+    press(&mut app, KeyCode::Char('4'));
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "ticker");
+    press(&mut app, KeyCode::Enter);
+    // pending → … → oldest
+    for _ in 0..6 {
+        press(&mut app, KeyCode::Char('s'));
+    }
+    assert_eq!(app.timers.sort, TimerColumn::Oldest);
+    insta::assert_snapshot!(draw(&mut app, 80, 24).backend());
+}
+
+#[test]
 fn help_80x24() {
     let mut app = fixtures::app(COLORS);
     press(&mut app, KeyCode::Char('?'));
@@ -183,8 +314,12 @@ fn no_size_panics_in_any_view() {
     let mut app = fixtures::app(COLORS);
     keys(&mut app, &[KeyCode::Char('3'), KeyCode::Right]);
     tick(&mut app, fixtures::TICKS);
+    // Open panes, with and without their history.
+    keys(&mut app, &[KeyCode::Char('4'), KeyCode::Right]);
+    tick(&mut app, fixtures::TICKS);
+    keys(&mut app, &[KeyCode::Char('5'), KeyCode::Right]);
     press(&mut app, KeyCode::Char('p'));
-    for view in ['1', '2', '3', '4', '?'] {
+    for view in ['1', '2', '3', '4', '5', '6', '?'] {
         press(&mut app, KeyCode::Char(view));
         for width in [
             1, 2, 3, 4, 6, 10, 17, 20, 30, 39, 40, 41, 50, 60, 79, 80, 81, 120,
@@ -198,7 +333,7 @@ fn no_size_panics_in_any_view() {
         }
     }
     let mut empty = App::new(fixtures::info(), COLORS);
-    for view in ['1', '2', '3', '4'] {
+    for view in ['1', '2', '3', '4', '5', '6'] {
         press(&mut empty, KeyCode::Char(view));
         for (width, height) in [(1, 1), (2, 3), (20, 5), (80, 24)] {
             draw(&mut empty, width, height);
@@ -232,7 +367,7 @@ fn no_color_leaves_every_cell_uncolored_but_marks_the_selection() {
             c.fg == Color::Reset && c.bg == Color::Reset && c.underline_color == Color::Reset
         })
     };
-    for view in ['1', '2', '3', '4'] {
+    for view in ['1', '2', '3', '4', '5', '6'] {
         press(&mut app, KeyCode::Char(view));
         let terminal = draw(&mut app, 80, 24);
         assert!(no_colors(&terminal), "view {view} has colors");
@@ -269,6 +404,54 @@ fn lost_events_are_highlighted() {
     assert_eq!(buffer[(x, 11)].fg, Color::Red, "{line}");
 }
 
+#[test]
+fn untraced_timers_and_contexts_say_so() {
+    let mut app = fixtures::app(NO_COLOR);
+    with_analysis(&mut app, |a| {
+        a.timers.traced = false;
+        for g in &mut a.timers.timers {
+            g.pending = 0;
+        }
+    });
+    let text = screen(&draw(&mut app, 80, 24));
+    assert!(
+        text.contains("│Not traced now: the timer and context"),
+        "{text}"
+    );
+    assert!(!text.contains("timers 0"), "{text}");
+    press(&mut app, KeyCode::Char('4'));
+    let text = screen(&draw(&mut app, 100, 24));
+    assert!(
+        text.contains("not traced now: the timer and context probes are not attached"),
+        "{text}"
+    );
+    with_analysis(&mut app, |a| {
+        a.timers = Default::default();
+    });
+    let text = screen(&draw(&mut app, 80, 24));
+    assert!(text.contains("not traced now"), "{text}");
+    press(&mut app, KeyCode::Char('5'));
+    let text = screen(&draw(&mut app, 80, 24));
+    assert!(text.contains("not traced now"), "{text}");
+}
+
+#[test]
+fn no_timers_or_contexts_yet() {
+    let mut app = fixtures::app(NO_COLOR);
+    with_analysis(&mut app, |a| {
+        a.timers = Default::default();
+        a.timers.traced = true;
+    });
+    press(&mut app, KeyCode::Char('4'));
+    let text = screen(&draw(&mut app, 80, 24));
+    assert!(text.contains("No timers so far"), "{text}");
+    assert_eq!(press(&mut app, KeyCode::Enter), Action::None);
+    assert_eq!(press(&mut app, KeyCode::Char('d')), Action::None);
+    press(&mut app, KeyCode::Char('5'));
+    let text = screen(&draw(&mut app, 80, 24));
+    assert!(text.contains("No contexts so far"), "{text}");
+}
+
 // ---- keys ----------------------------------------------------------------
 
 #[test]
@@ -283,7 +466,7 @@ fn quit_with_q_or_ctrl_c_and_ignore_key_releases() {
     // While typing a filter, q is a letter; Ctrl-C still quits.
     keys(&mut app, &[KeyCode::Char('3'), KeyCode::Char('/')]);
     assert_eq!(press(&mut app, KeyCode::Char('q')), Action::Redraw);
-    assert_eq!(app.filter, "q");
+    assert_eq!(app.goroutines.filter, "q");
     assert_eq!(app.handle_key(ctrl_c), Action::Quit);
 }
 
@@ -294,22 +477,42 @@ fn views_switch_with_numbers_tab_and_back_tab() {
     press(&mut app, KeyCode::Char('3'));
     assert_eq!(app.view(), View::Goroutines);
     press(&mut app, KeyCode::Tab);
+    assert_eq!(app.view(), View::Timers);
+    press(&mut app, KeyCode::Tab);
+    assert_eq!(app.view(), View::Contexts);
+    press(&mut app, KeyCode::Tab);
     assert_eq!(app.view(), View::Details);
-    assert_eq!(app.focus(), Some(LEAK), "Details of the selected group");
+    assert_eq!(
+        app.focus(),
+        Some(fixtures::LOOKUP),
+        "Details of the group selected in Contexts"
+    );
     press(&mut app, KeyCode::Esc);
     assert_eq!(
         app.view(),
-        View::Goroutines,
+        View::Contexts,
         "Esc goes back where Details came from"
     );
-    press(&mut app, KeyCode::Tab);
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Char('6'));
+    assert_eq!(
+        app.focus(),
+        Some(LEAK),
+        "Details of the selected goroutine group"
+    );
     press(&mut app, KeyCode::Tab);
     assert_eq!(app.view(), View::Overview);
     press(&mut app, KeyCode::BackTab);
     assert_eq!(app.view(), View::Details);
+    press(&mut app, KeyCode::Char('4'));
+    assert_eq!(app.view(), View::Timers);
+    press(&mut app, KeyCode::Char('5'));
+    assert_eq!(app.view(), View::Contexts);
     press(&mut app, KeyCode::Char('2'));
     assert_eq!(app.view(), View::Suspects);
     assert_eq!(press(&mut app, KeyCode::F(5)), Action::None);
+    assert_eq!(press(&mut app, KeyCode::Char('7')), Action::None);
+    assert_eq!(app.view(), View::Suspects);
 }
 
 #[test]
@@ -333,12 +536,21 @@ fn suspects_navigation_moves_clamps_and_opens_details() {
     assert_eq!(app.selected_suspect().map(|s| s.group), Some(LEAK));
     press(&mut app, KeyCode::Down);
     assert_eq!(app.selected_suspect().map(|s| s.group), Some(CACHE));
-    keys(&mut app, &[KeyCode::Down, KeyCode::Down, KeyCode::PageDown]);
+    press(&mut app, KeyCode::Down);
     assert_eq!(app.selected_suspect().map(|s| s.group), Some(HTTP));
+    keys(&mut app, &[KeyCode::PageDown, KeyCode::PageDown]);
+    assert_eq!(
+        app.selected_suspect().map(|s| s.group),
+        Some(fixtures::EXPIRY)
+    );
     press(&mut app, KeyCode::Home);
     assert_eq!(app.selected_suspect().map(|s| s.group), Some(LEAK));
     keys(&mut app, &[KeyCode::Up, KeyCode::Char('G')]);
-    assert_eq!(app.selected_suspect().map(|s| s.group), Some(HTTP));
+    assert_eq!(
+        app.selected_suspect().map(|s| s.group),
+        Some(fixtures::EXPIRY)
+    );
+    keys(&mut app, &[KeyCode::Up, KeyCode::Up]);
     press(&mut app, KeyCode::Enter);
     assert_eq!(app.view(), View::Details);
     assert_eq!(app.focus(), Some(HTTP));
@@ -364,7 +576,10 @@ fn goroutines_navigation_expand_collapse_and_details() {
     // 5 members and "1,199 more" under the group.
     assert_eq!(app.goroutine_rows().len(), 7 + 6);
     keys(&mut app, &[KeyCode::Down, KeyCode::Down]);
-    assert_eq!(app.rows.key(), Some(super::app::RowId::Member(4712)));
+    assert_eq!(
+        app.goroutines.rows.key(),
+        Some(super::app::RowId::Member(4712))
+    );
     press(&mut app, KeyCode::Left);
     assert_eq!(
         selected_group(&app),
@@ -391,9 +606,9 @@ fn goroutines_navigation_expand_collapse_and_details() {
 fn sort_cycles_through_columns_and_reverses() {
     let mut app = fixtures::app(COLORS);
     press(&mut app, KeyCode::Char('3'));
-    assert_eq!(app.sort, SortColumn::Count);
+    assert_eq!(app.goroutines.sort, GoroutineColumn::Count);
     press(&mut app, KeyCode::Char('s'));
-    assert_eq!(app.sort, SortColumn::Oldest);
+    assert_eq!(app.goroutines.sort, GoroutineColumn::Oldest);
     assert_eq!(group_order(&app)[..3], [POOL, CACHE, LEAK]);
     press(&mut app, KeyCode::Char('S'));
     assert_eq!(
@@ -403,7 +618,7 @@ fn sort_cycles_through_columns_and_reverses() {
     );
     press(&mut app, KeyCode::Char('S'));
     keys(&mut app, &[KeyCode::Char('s'), KeyCode::Char('s')]);
-    assert_eq!(app.sort, SortColumn::Function);
+    assert_eq!(app.goroutines.sort, GoroutineColumn::Function);
     let first = |app: &App| {
         app.goroutine_rows().first().map(|r| match r {
             super::app::GoroutineRow::Group(g) => g.start_function.clone(),
@@ -414,7 +629,7 @@ fn sort_cycles_through_columns_and_reverses() {
     let names: Vec<&str> = (0..6)
         .map(|_| {
             press(&mut app, KeyCode::Char('s'));
-            app.sort.name()
+            app.goroutines.sort.name()
         })
         .collect();
     assert_eq!(
@@ -440,7 +655,7 @@ fn filter_typing_backspace_enter_and_escape() {
         "matches states while typing"
     );
     press(&mut app, KeyCode::Backspace);
-    assert_eq!(app.filter, "cha");
+    assert_eq!(app.goroutines.filter, "cha");
     press(&mut app, KeyCode::Enter);
     assert!(!app.filter_editing);
     assert_eq!(
@@ -449,7 +664,7 @@ fn filter_typing_backspace_enter_and_escape() {
         "keys work again after Enter"
     );
     press(&mut app, KeyCode::Char('/'));
-    assert_eq!(app.filter, "cha", "/ edits the applied filter");
+    assert_eq!(app.goroutines.filter, "cha", "/ edits the applied filter");
     press(&mut app, KeyCode::Esc);
     press(&mut app, KeyCode::Char('/'));
     type_text(&mut app, "CACHE/");
@@ -459,7 +674,7 @@ fn filter_typing_backspace_enter_and_escape() {
         "case-insensitive, matches file paths"
     );
     press(&mut app, KeyCode::Esc);
-    assert!(app.filter.is_empty());
+    assert!(app.goroutines.filter.is_empty());
     assert_eq!(group_order(&app).len(), 7);
     // Esc outside typing clears an applied filter too.
     press(&mut app, KeyCode::Char('/'));
@@ -482,7 +697,7 @@ fn selection_sticks_to_its_group_when_groups_reorder() {
     press(&mut app, KeyCode::Char('3'));
     keys(&mut app, &[KeyCode::Down, KeyCode::Down]);
     assert_eq!(selected_group(&app), Some(HTTP));
-    assert_eq!(app.rows.table.selected(), Some(2));
+    assert_eq!(app.goroutines.rows.table.selected(), Some(2));
     // The next tick: the HTTP group grew past the others and is first now.
     let mut frame = fixtures::frame(fixtures::TICKS, None);
     let mut analysis = (*frame.analysis).clone();
@@ -499,14 +714,14 @@ fn selection_sticks_to_its_group_when_groups_reorder() {
     app.update(frame);
     assert_eq!(group_order(&app)[0], HTTP);
     assert_eq!(selected_group(&app), Some(HTTP));
-    assert_eq!(app.rows.table.selected(), Some(0));
+    assert_eq!(app.goroutines.rows.table.selected(), Some(0));
     press(&mut app, KeyCode::Char('2'));
     assert_eq!(
         app.selected_suspect().map(|s| s.group),
         Some(LEAK),
         "the first suspect, now last, stays selected"
     );
-    assert_eq!(app.suspects.table.selected(), Some(2));
+    assert_eq!(app.suspects.table.selected(), Some(4));
     press(&mut app, KeyCode::Up);
     assert_eq!(app.selected_suspect().map(|s| s.group), Some(CACHE));
 }
@@ -568,4 +783,243 @@ fn details_scroll_and_go_back() {
     press(&mut app, KeyCode::Esc);
     assert_eq!(app.view(), View::Suspects);
     assert_eq!(app.focus(), None);
+}
+
+#[test]
+fn timers_sort_on_every_column_and_reverse() {
+    let mut app = fixtures::app(COLORS);
+    press(&mut app, KeyCode::Char('4'));
+    assert_eq!(app.timers.sort, TimerColumn::Pending);
+    assert_eq!(
+        timer_order(&app),
+        vec![
+            DEADLINES,
+            EXPIRY,
+            POLL_AFTER,
+            FEED_TICKER,
+            RPC_TIMER,
+            SLEEP,
+            EARLY_TICKER
+        ]
+    );
+    let mut firsts = Vec::new();
+    for _ in 0..TimerColumn::ALL.len() {
+        press(&mut app, KeyCode::Char('s'));
+        firsts.push((app.timers.sort.name(), timer_order(&app)[0]));
+    }
+    assert_eq!(
+        firsts,
+        vec![
+            ("created", DEADLINES),
+            ("fired", DEADLINES),
+            ("stopped", RPC_TIMER),
+            ("reset", RPC_TIMER),
+            ("expired", POLL_AFTER),
+            ("oldest", FEED_TICKER),
+            ("growth", DEADLINES),
+            ("kind", POLL_AFTER),
+            ("site", EARLY_TICKER),
+            ("pending", DEADLINES),
+        ],
+        "numbers largest first, text A to Z (\"(before attach)\" < \"-\" < paths)"
+    );
+    press(&mut app, KeyCode::Char('S'));
+    assert_eq!(
+        timer_order(&app)[..2],
+        [EARLY_TICKER, SLEEP],
+        "reversed: fewest pending first, ties by id"
+    );
+    assert_eq!(
+        app.timers.rows.key(),
+        Some(DEADLINES),
+        "the selection follows its group through sorts"
+    );
+}
+
+#[test]
+fn contexts_sort_on_every_column_and_reverse() {
+    let mut app = fixtures::app(COLORS);
+    press(&mut app, KeyCode::Char('5'));
+    assert_eq!(app.contexts.sort, ContextColumn::Retained);
+    assert_eq!(context_order(&app), vec![LOOKUP, JOBS, CONN, EARLY_CTX]);
+    let mut firsts = Vec::new();
+    for _ in 0..ContextColumn::ALL.len() {
+        press(&mut app, KeyCode::Char('s'));
+        firsts.push((app.contexts.sort.name(), context_order(&app)[0]));
+    }
+    assert_eq!(
+        firsts,
+        vec![
+            ("created", LOOKUP),
+            ("cancelled", LOOKUP),
+            ("caller cancels", CONN),
+            ("parent cancels", EARLY_CTX),
+            ("deadline cancels", LOOKUP),
+            ("oldest", JOBS),
+            ("deadline", JOBS),
+            ("growth", LOOKUP),
+            ("kind", EARLY_CTX),
+            ("site", EARLY_CTX),
+            ("live", LOOKUP),
+            ("retained", LOOKUP),
+        ]
+    );
+    press(&mut app, KeyCode::Char('S'));
+    assert_eq!(
+        context_order(&app),
+        vec![CONN, EARLY_CTX, JOBS, LOOKUP],
+        "reversed: fewest retained first, ties by id"
+    );
+}
+
+#[test]
+fn timers_and_contexts_filter_on_kind_and_site() {
+    let mut app = fixtures::app(COLORS);
+    press(&mut app, KeyCode::Char('4'));
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "TICKER");
+    assert_eq!(
+        timer_order(&app),
+        vec![FEED_TICKER, EARLY_TICKER],
+        "kind, case-insensitive"
+    );
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "cache/ttl");
+    assert_eq!(timer_order(&app), vec![EXPIRY], "site");
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "poller");
+    assert_eq!(timer_order(&app), vec![POLL_AFTER], "the site's function");
+    press(&mut app, KeyCode::Esc);
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "before attach");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(timer_order(&app), vec![EARLY_TICKER]);
+    assert_eq!(app.timers.rows.key(), Some(EARLY_TICKER));
+    // Each list keeps its own filter.
+    press(&mut app, KeyCode::Char('5'));
+    assert_eq!(context_order(&app).len(), 4);
+    press(&mut app, KeyCode::Char('/'));
+    type_text(&mut app, "withtimeout");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(context_order(&app), vec![LOOKUP]);
+    press(&mut app, KeyCode::Char('3'));
+    assert_eq!(group_order(&app).len(), 7);
+    press(&mut app, KeyCode::Char('4'));
+    assert_eq!(app.timers.filter, "before attach");
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(timer_order(&app).len(), 7, "Esc clears the filter");
+    assert_eq!(app.timers.rows.key(), Some(EARLY_TICKER));
+}
+
+#[test]
+fn timer_pane_follows_the_selection_folds_and_opens_details() {
+    let mut app = fixtures::app(COLORS);
+    press(&mut app, KeyCode::Char('4'));
+    assert_eq!(app.focus(), None);
+    press(&mut app, KeyCode::Right);
+    assert_eq!(app.focus(), Some(DEADLINES));
+    press(&mut app, KeyCode::Down);
+    assert_eq!(
+        app.focus(),
+        Some(EXPIRY),
+        "the open pane shows the selection"
+    );
+    press(&mut app, KeyCode::Left);
+    assert_eq!(app.focus(), None);
+    assert_eq!(app.timers.rows.key(), Some(EXPIRY));
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.focus(), Some(EXPIRY));
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.view(), View::Details, "Enter with the pane open");
+    assert_eq!(app.focus(), Some(EXPIRY));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.view(), View::Timers);
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.view(), View::Timers, "Esc folds, staying here");
+    assert_eq!(app.focus(), None);
+    assert_eq!(press(&mut app, KeyCode::Esc), Action::None);
+    // The group goes away: the pane moves to the row that took its place.
+    keys(&mut app, &[KeyCode::Home, KeyCode::Enter]);
+    with_analysis(&mut app, |a| a.timers.timers.retain(|g| g.id != DEADLINES));
+    assert_eq!(app.focus(), Some(EXPIRY));
+    with_analysis(&mut app, |a| a.timers.timers.clear());
+    assert_eq!(app.focus(), None, "nothing left to show");
+}
+
+#[test]
+fn suspects_open_their_timer_or_context_group_and_esc_comes_back() {
+    let mut app = fixtures::app(COLORS);
+    press(&mut app, KeyCode::Char('2'));
+    // A filter hiding the group does not hide it from its suspect.
+    keys(&mut app, &[KeyCode::Char('4'), KeyCode::Char('/')]);
+    type_text(&mut app, "ticker");
+    keys(
+        &mut app,
+        &[KeyCode::Enter, KeyCode::Char('2'), KeyCode::End],
+    );
+    assert_eq!(
+        app.selected_suspect().map(|s| s.kind),
+        Some(SuspectKind::TimerLeak)
+    );
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.view(), View::Timers);
+    assert_eq!(app.focus(), Some(EXPIRY));
+    assert!(app.timers.filter.is_empty());
+    assert_eq!(app.timers.rows.key(), Some(EXPIRY));
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.view(), View::Suspects, "Esc goes back to the suspect");
+    assert_eq!(app.focus(), None);
+    keys(&mut app, &[KeyCode::Up, KeyCode::Enter]);
+    assert_eq!(app.view(), View::Contexts);
+    assert_eq!(app.focus(), Some(LOOKUP));
+    // Details and back keep the way back to Suspects.
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.view(), View::Details);
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.view(), View::Contexts);
+    press(&mut app, KeyCode::Esc);
+    assert_eq!(app.view(), View::Suspects);
+    // ← folds without leaving.
+    press(&mut app, KeyCode::Enter);
+    press(&mut app, KeyCode::Left);
+    assert_eq!(app.view(), View::Contexts);
+    assert_eq!(app.focus(), None);
+    // Goroutine suspects still open Details.
+    keys(
+        &mut app,
+        &[KeyCode::Char('2'), KeyCode::Home, KeyCode::Enter],
+    );
+    assert_eq!(app.view(), View::Details);
+    assert_eq!(app.focus(), Some(LEAK));
+}
+
+#[test]
+fn ticker_and_after_suspects_open_the_timers_view() {
+    let mut app = fixtures::app(COLORS);
+    let ticker_and_after = |a: &mut crate::suspects::Analysis| {
+        let s = a.suspects.last_mut().expect("a timer suspect");
+        s.kind = SuspectKind::TickerLeak;
+        s.group = FEED_TICKER;
+        let s = &mut a.suspects[3];
+        s.kind = SuspectKind::AfterInLoop;
+        s.group = POLL_AFTER;
+    };
+    with_analysis(&mut app, ticker_and_after);
+    keys(
+        &mut app,
+        &[KeyCode::Char('2'), KeyCode::End, KeyCode::Enter],
+    );
+    assert_eq!((app.view(), app.focus()), (View::Timers, Some(FEED_TICKER)));
+    keys(&mut app, &[KeyCode::Esc, KeyCode::Up, KeyCode::Enter]);
+    assert_eq!((app.view(), app.focus()), (View::Timers, Some(POLL_AFTER)));
+    // A suspect whose group is gone from the lists: Details says what is
+    // known.
+    with_analysis(&mut app, |a| {
+        ticker_and_after(a);
+        a.timers.timers.retain(|g| g.id != POLL_AFTER);
+    });
+    keys(&mut app, &[KeyCode::Char('2'), KeyCode::Enter]);
+    assert_eq!((app.view(), app.focus()), (View::Details, Some(POLL_AFTER)));
 }

@@ -1,6 +1,7 @@
 //! Number and text formatting for the views, and a text sparkline.
 
 use crate::report::SourceLocation;
+use crate::suspects::timers::{ContextGroup, TimerGroup, TimerKind};
 use crate::suspects::{human_duration, site_label, thousands, Group};
 
 /// `6m12s`, `≥6m12s` when only a lower bound is known.
@@ -61,6 +62,33 @@ pub fn group_site(group: &Group) -> String {
     }
 }
 
+/// A timer group's site as `dir/file.go:line`; `-` for Sleep (any
+/// goroutine's), `(before attach)` for timers armed before the tracer came.
+pub fn timer_site(g: &TimerGroup) -> String {
+    match (&g.site, g.kind) {
+        (Some(site), _) => site_label(site),
+        (None, TimerKind::Sleep) => "-".into(),
+        (None, _) => "(before attach)".into(),
+    }
+}
+
+/// A context group's site as `dir/file.go:line`, `(before attach)` for
+/// contexts created before the tracer came.
+pub fn context_site(g: &ContextGroup) -> String {
+    g.site
+        .as_ref()
+        .map_or_else(|| "(before attach)".into(), site_label)
+}
+
+/// An age in seconds, `-` when there is nothing to be old (`count` 0).
+pub fn age_of(count: u64, secs: f64) -> String {
+    if count == 0 {
+        "-".into()
+    } else {
+        human_duration(secs_to_ns(secs))
+    }
+}
+
 pub fn optional_site(site: Option<&SourceLocation>) -> String {
     site.map_or_else(|| "unknown site".into(), site_label)
 }
@@ -99,6 +127,18 @@ pub fn clip_left(s: &str, width: usize) -> String {
     let mut out = String::from("…");
     out.extend(s.chars().skip(n - (width - 1)));
     out
+}
+
+/// A `dir/file.go:line` site in `width` characters: whole, else
+/// `…/file.go:line`, else cut at the start.
+pub fn clip_site(site: &str, width: usize) -> String {
+    if site.chars().count() <= width {
+        return site.to_string();
+    }
+    match site.rsplit_once('/') {
+        Some((_, file)) if file.chars().count() + 2 <= width => format!("…/{file}"),
+        _ => clip_left(site, width),
+    }
 }
 
 /// Pads or clips `s` to exactly `width` characters.
@@ -249,6 +289,9 @@ mod tests {
         assert_eq!(clip("abc", 0), "");
         assert_eq!(cell("ab", 4), "ab  ");
         assert_eq!(cell_right("ab", 4), "  ab");
+        assert_eq!(clip_site("stream/feed.go:88", 17), "stream/feed.go:88");
+        assert_eq!(clip_site("stream/feed.go:88", 15), "…/feed.go:88");
+        assert_eq!(clip_site("stream/feed.go:88", 8), "…d.go:88");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use ratatui::{
     widgets::Paragraph,
 };
 
-use super::panel;
+use super::{contexts, fact, panel, timers};
 use crate::suspects::{human_duration, thousands, Group, Suspect};
 use crate::tui::app::App;
 use crate::tui::text::{
@@ -43,16 +43,25 @@ fn content(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
         return (
             " Details ".into(),
             vec![Line::styled(
-                "Nothing selected: pick a suspect (2) or a group (3) and press Enter.",
+                "Nothing selected: pick a suspect (2) or a group (3–5) and press Enter.",
                 t.dim(),
             )],
         );
     };
     let analysis = app.analysis();
     let group = analysis.and_then(|a| a.groups.iter().find(|g| g.id == id));
-    let suspect = analysis.and_then(|a| a.suspects.iter().find(|s| s.group == id));
+    let suspect = app.suspect_of(id);
     let focus = app.focus_detail(id);
     let now_ns = app.shown.as_ref().map_or(0, |f| f.now_ns);
+    if let Some(g) = analysis.and_then(|a| a.timers.timers.iter().find(|g| g.id == id)) {
+        return (timers::title(g), timers::facts(t, g, suspect, focus, width));
+    }
+    if let Some(c) = analysis.and_then(|a| a.timers.contexts.iter().find(|c| c.id == id)) {
+        return (
+            contexts::title(c),
+            contexts::facts(t, c, suspect, focus, width),
+        );
+    }
     let mut lines = Vec::new();
     let title = match (group, suspect) {
         (Some(g), _) => format!(" {} · {} ", group_site(g), g.state),
@@ -72,17 +81,7 @@ fn content(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
         )),
     }
     if let Some(s) = suspect {
-        lines.push(Line::from(vec![
-            Span::styled(fact("suspect"), t.label()),
-            Span::styled(
-                format!("{} · score {}", kind_name(s.kind), s.score),
-                t.kind(s.kind),
-            ),
-        ]));
-        let indent = fact("").len();
-        for l in wrap(&s.evidence, width.saturating_sub(indent)) {
-            lines.push(Line::raw(format!("{}{l}", " ".repeat(indent))));
-        }
+        suspect_lines(t, s, width, &mut lines);
     }
     let stack = group
         .map(|g| g.blocked_at.to_vec())
@@ -109,9 +108,54 @@ fn content(app: &App, width: usize) -> (String, Vec<Line<'static>>) {
     (title, lines)
 }
 
-/// A label padded to the facts' column.
-fn fact(label: &str) -> String {
-    format!("{label:<12}")
+/// `suspect  kind · score`, then the evidence.
+pub(super) fn suspect_lines(t: Theme, s: &Suspect, width: usize, lines: &mut Vec<Line<'static>>) {
+    lines.push(Line::from(vec![
+        Span::styled(fact("suspect"), t.label()),
+        Span::styled(
+            format!("{} · score {}", kind_name(s.kind), s.score),
+            t.kind(s.kind),
+        ),
+    ]));
+    let indent = fact("").len();
+    for l in wrap(&s.evidence, width.saturating_sub(indent)) {
+        lines.push(Line::raw(format!("{}{l}", " ".repeat(indent))));
+    }
+}
+
+/// A blank line, `What over the last 1m00s  min · max`, and the count's
+/// history as a two-row sparkline.
+pub(super) fn history_lines(
+    t: Theme,
+    what: &str,
+    history: &[(u64, u64)],
+    width: usize,
+    lines: &mut Vec<Line<'static>>,
+) {
+    let counts: Vec<u64> = history.iter().map(|s| s.1).collect();
+    if counts.is_empty() {
+        return;
+    }
+    let span = match (history.first(), history.last()) {
+        (Some(a), Some(b)) if b.0 > a.0 => {
+            format!(" over the last {}", human_duration(b.0 - a.0))
+        }
+        _ => String::new(),
+    };
+    let spark_width = width.saturating_sub(2).min(120);
+    let (rows, (min, max)) = sparkline(&fit(&counts, spark_width), spark_width, 2, Scale::MinMax);
+    lines.push(Line::raw(""));
+    lines.push(Line::from(vec![
+        Span::styled(format!("{what}{span}"), t.title()),
+        Span::styled(
+            format!("  min {} · max {}", thousands(min), thousands(max)),
+            t.dim(),
+        ),
+    ]));
+    lines.extend(
+        rows.into_iter()
+            .map(|r| Line::styled(format!("  {r}"), t.chart())),
+    );
 }
 
 fn describe_group(t: Theme, g: &Group, lines: &mut Vec<Line<'static>>) {
@@ -190,30 +234,7 @@ fn describe_focus(
     width: usize,
     lines: &mut Vec<Line<'static>>,
 ) {
-    let counts: Vec<u64> = detail.history.iter().map(|s| s.1).collect();
-    if !counts.is_empty() {
-        let span = match (detail.history.first(), detail.history.last()) {
-            (Some(a), Some(b)) if b.0 > a.0 => {
-                format!(" over the last {}", human_duration(b.0 - a.0))
-            }
-            _ => String::new(),
-        };
-        let spark_width = width.saturating_sub(2).min(120);
-        let (rows, (min, max)) =
-            sparkline(&fit(&counts, spark_width), spark_width, 2, Scale::MinMax);
-        lines.push(Line::raw(""));
-        lines.push(Line::from(vec![
-            Span::styled(format!("Count{span}"), t.title()),
-            Span::styled(
-                format!("  min {} · max {}", thousands(min), thousands(max)),
-                t.dim(),
-            ),
-        ]));
-        lines.extend(
-            rows.into_iter()
-                .map(|r| Line::styled(format!("  {r}"), t.chart())),
-        );
-    }
+    history_lines(t, "Count", &detail.history, width, lines);
     if let Some(example) = &detail.example {
         lines.push(Line::raw(""));
         lines.push(Line::styled(

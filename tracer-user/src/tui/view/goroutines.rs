@@ -2,24 +2,39 @@
 //! sortable and filterable, one group expandable into its goroutines.
 
 use ratatui::{
-    layout::{Constraint, Rect},
-    text::{Line, Span},
+    layout::Rect,
+    text::Line,
     widgets::{Cell, Row, Table},
 };
 
-use super::{panel, placeholder};
+use super::{
+    column_widths, fit_columns, list_block, list_header, number_cell, placeholder, ColumnLayout,
+};
 use crate::model::Origin;
 use crate::suspects::thousands;
-use crate::tui::app::{App, GoroutineRow, SortColumn};
+use crate::tui::app::{App, GoroutineColumn, GoroutineRow};
 use crate::tui::text::{age, clip, clip_left, group_site, growth};
 
-const COLUMNS: [(&str, SortColumn, u16); 6] = [
-    ("site", SortColumn::Site, 21),
-    ("state", SortColumn::State, 16),
-    ("count", SortColumn::Count, 7),
-    ("oldest", SortColumn::Oldest, 7),
-    ("/min", SortColumn::Growth, 5),
-    ("function", SortColumn::Function, 0),
+const fn column(
+    column: GoroutineColumn,
+    header: &'static str,
+    width: u16,
+) -> ColumnLayout<GoroutineColumn> {
+    ColumnLayout {
+        column,
+        header,
+        width,
+        drop: 0,
+    }
+}
+
+const COLUMNS: [ColumnLayout<GoroutineColumn>; 6] = [
+    column(GoroutineColumn::Site, "site", 21),
+    column(GoroutineColumn::State, "state", 16),
+    column(GoroutineColumn::Count, "count", 7),
+    column(GoroutineColumn::Oldest, "oldest", 7),
+    column(GoroutineColumn::Growth, "/min", 5),
+    column(GoroutineColumn::Function, "function", 0),
 ];
 
 pub fn render(app: &mut App, f: &mut ratatui::Frame, area: Rect) {
@@ -29,23 +44,9 @@ pub fn render(app: &mut App, f: &mut ratatui::Frame, area: Rect) {
         return;
     };
     let total = analysis.groups.len();
-    let fixed: u16 = COLUMNS.iter().map(|c| c.2).sum::<u16>() + COLUMNS.len() as u16 - 1;
-    let function_width = (area.width.saturating_sub(2 + fixed) as usize).max(1);
-    let arrow = if app.reverse { "▲" } else { "▼" };
-    let header = Row::new(COLUMNS.iter().map(|(name, column, _)| {
-        let right = matches!(
-            column,
-            SortColumn::Count | SortColumn::Oldest | SortColumn::Growth
-        );
-        let label = if *column == app.sort {
-            format!("{name}{arrow}")
-        } else {
-            name.to_string()
-        };
-        let line = Line::from(label);
-        Cell::from(if right { line.right_aligned() } else { line })
-    }))
-    .style(t.header());
+    let (columns, function_width) = fit_columns(&COLUMNS, area.width.saturating_sub(2), 1);
+    let function_width = function_width.max(1);
+    let header = list_header(t, &columns, &app.goroutines);
     let rows_data = app.goroutine_rows();
     let shown_groups = rows_data
         .iter()
@@ -55,7 +56,7 @@ pub fn render(app: &mut App, f: &mut ratatui::Frame, area: Rect) {
         .iter()
         .map(|row| match row {
             GoroutineRow::Group(g) => {
-                let marker = if app.expanded == Some(g.id) {
+                let marker = if app.goroutines.expanded == Some(g.id) {
                     "▾ "
                 } else {
                     "▸ "
@@ -63,11 +64,9 @@ pub fn render(app: &mut App, f: &mut ratatui::Frame, area: Rect) {
                 let cells = vec![
                     Cell::from(format!("{marker}{}", clip(&group_site(g), 19))),
                     Cell::from(g.state.clone()),
-                    Cell::from(Line::from(thousands(g.count)).right_aligned()),
-                    Cell::from(
-                        Line::from(age(g.oldest_age_ns, g.ages_are_lower_bounds)).right_aligned(),
-                    ),
-                    Cell::from(Line::from(growth(g.growth_per_min)).right_aligned()),
+                    number_cell(thousands(g.count)),
+                    number_cell(age(g.oldest_age_ns, g.ages_are_lower_bounds)),
+                    number_cell(growth(g.growth_per_min)),
                     Cell::from(clip_left(
                         g.start_function.as_deref().unwrap_or("?"),
                         function_width,
@@ -101,7 +100,7 @@ pub fn render(app: &mut App, f: &mut ratatui::Frame, area: Rect) {
                     Cell::from(format!("  {branch} goroutine {}", m.goid)),
                     Cell::from(m.state.clone()),
                     Cell::from(""),
-                    Cell::from(Line::from(age(m.age_ns, m.age_is_lower_bound)).right_aligned()),
+                    number_cell(age(m.age_ns, m.age_is_lower_bound)),
                     Cell::from(""),
                     Cell::from(clip(&about, function_width)),
                 ])
@@ -115,30 +114,12 @@ pub fn render(app: &mut App, f: &mut ratatui::Frame, area: Rect) {
             }
         })
         .collect();
-    let widths = COLUMNS.map(|(_, _, w)| {
-        if w == 0 {
-            Constraint::Fill(1)
-        } else {
-            Constraint::Length(w)
-        }
-    });
-    let mut title = format!(" Groups ({shown_groups}");
-    if shown_groups != total {
-        title.push_str(&format!(" of {total}"));
-    }
-    title.push_str(&format!("), by {} ", app.sort.name()));
-    let mut block = panel(t, title);
-    if !app.filter.is_empty() {
-        block = block.title(Line::from(vec![
-            Span::styled(" filter: ", t.key()),
-            Span::raw(format!("{} ", app.filter)),
-        ]));
-    }
-    let table = Table::new(rows, widths)
+    let block = list_block(t, "Groups", shown_groups, total, &app.goroutines);
+    let table = Table::new(rows, column_widths(&columns))
         .header(header)
         .column_spacing(1)
         .row_highlight_style(t.selected())
         .block(block);
     app.page = (area.height as usize).saturating_sub(3);
-    f.render_stateful_widget(table, area, &mut app.rows.table);
+    f.render_stateful_widget(table, area, &mut app.goroutines.rows.table);
 }

@@ -1,5 +1,6 @@
-//! Overview: the live count and its history, spawn and exit rates, the
-//! target process, the tracer's own health, and the top suspects.
+//! Overview: the live count and its history, spawn and exit rates, pending
+//! timers and live contexts with theirs, the target process, the tracer's
+//! own health, and the top suspects.
 
 use ratatui::{
     layout::{Constraint, Layout, Rect},
@@ -27,11 +28,11 @@ pub fn render(app: &App, f: &mut ratatui::Frame, area: Rect) {
     .areas(area);
     let [counts, chart] =
         Layout::horizontal([Constraint::Length(40), Constraint::Fill(1)]).areas(top);
-    let [target, tracer] =
+    let [timers, tracer] =
         Layout::horizontal([Constraint::Length(40), Constraint::Fill(1)]).areas(middle);
     render_counts(app, frame, f, counts);
     render_chart(app, frame, f, chart);
-    render_target(app, frame, f, target);
+    render_timers(app, frame, f, timers);
     render_tracer(app, frame, f, tracer);
     render_top_suspects(app, frame, f, bottom);
 }
@@ -118,35 +119,57 @@ fn render_chart(app: &App, frame: &Frame, f: &mut ratatui::Frame, area: Rect) {
     );
 }
 
-fn render_target(app: &App, frame: &Frame, f: &mut ratatui::Frame, area: Rect) {
+/// Pending timers and live contexts, each with its history on the same
+/// time scale as the live goroutines' chart.
+fn render_timers(app: &App, frame: &Frame, f: &mut ratatui::Frame, area: Rect) {
     let t = app.theme;
-    let info = &app.info;
-    let unknown = || "?".to_string();
-    let lines = vec![
-        Line::from(vec![
-            Span::styled("pid ", t.label()),
-            Span::raw(format!("{} · {}", info.pid, info.binary)),
-        ]),
-        Line::from(vec![
-            Span::styled("Go  ", t.label()),
-            Span::raw(info.go_version.clone()),
-        ]),
-        Line::from(vec![
-            Span::styled("RSS ", t.label()),
-            Span::raw(frame.process.rss_bytes.map_or_else(unknown, bytes)),
-            Span::styled(" · threads ", t.label()),
-            Span::raw(frame.process.threads.map_or_else(unknown, thousands)),
-        ]),
-    ];
-    f.render_widget(
-        Paragraph::new(lines).block(panel(t, " Target ".into())),
-        area,
-    );
+    let totals = &frame.analysis.timers.totals;
+    let samples: Vec<_> = app.history.until(frame.now_ns).collect();
+    let width = (area.width as usize).saturating_sub(2);
+    let title = " Pending timers, live contexts ";
+    if !frame.analysis.timers.traced {
+        let text = "Not traced now: the timer and context probes are not attached.";
+        f.render_widget(
+            Paragraph::new(Line::styled(text, t.dim()))
+                .wrap(Wrap { trim: true })
+                .block(panel(t, title.into())),
+            area,
+        );
+        return;
+    }
+    let mut lines = Vec::new();
+    for (what, now, series) in [
+        (
+            "timers",
+            totals.pending,
+            samples.iter().map(|s| s.timers).collect::<Vec<_>>(),
+        ),
+        (
+            "contexts",
+            totals.contexts_live,
+            samples.iter().map(|s| s.contexts).collect(),
+        ),
+    ] {
+        let (rows, (min, max)) = sparkline(&fit(&series, width), width, 1, Scale::MinMax);
+        lines.push(Line::from(vec![
+            Span::styled(format!("{what} "), t.label()),
+            Span::styled(thousands(now), t.title()),
+            Span::styled(
+                format!("  min {} · max {}", thousands(min), thousands(max)),
+                t.dim(),
+            ),
+        ]));
+        lines.extend(rows.into_iter().map(|r| Line::styled(r, t.chart())));
+    }
+    f.render_widget(Paragraph::new(lines).block(panel(t, title.into())), area);
 }
 
+/// The target's memory and threads, and the tracer's health and mode (the
+/// header names the target and the time since attach).
 fn render_tracer(app: &App, frame: &Frame, f: &mut ratatui::Frame, area: Rect) {
     let t = app.theme;
     let totals = &frame.totals;
+    let unknown = || "?".to_string();
     let flagged = |n: u64| {
         if n > 0 {
             t.warn()
@@ -154,13 +177,23 @@ fn render_tracer(app: &App, frame: &Frame, f: &mut ratatui::Frame, area: Rect) {
             t.text()
         }
     };
+    let mut process = vec![
+        Span::styled("RSS ", t.label()),
+        Span::raw(frame.process.rss_bytes.map_or_else(unknown, bytes)),
+        Span::styled(" · threads ", t.label()),
+        Span::raw(frame.process.threads.map_or_else(unknown, thousands)),
+    ];
+    let hits = [
+        Span::styled(" · probe hits ", t.label()),
+        Span::raw(thousands(frame.probes.total_hits())),
+    ];
+    let room = (area.width as usize).saturating_sub(2);
+    let used: usize = process.iter().chain(&hits).map(|s| s.width()).sum();
+    if used <= room {
+        process.extend(hits);
+    }
     let lines = vec![
-        Line::from(vec![
-            Span::styled("attached ", t.label()),
-            Span::raw(human_duration(frame.elapsed_ns)),
-            Span::styled(" · probe hits ", t.label()),
-            Span::raw(thousands(frame.probes.total_hits())),
-        ]),
+        Line::from(process),
         Line::from(vec![
             Span::styled("lost events ", t.label()),
             Span::styled(thousands(totals.lost_events), flagged(totals.lost_events)),
@@ -175,7 +208,7 @@ fn render_tracer(app: &App, frame: &Frame, f: &mut ratatui::Frame, area: Rect) {
     f.render_widget(
         Paragraph::new(lines)
             .wrap(Wrap { trim: false })
-            .block(panel(t, " Tracer ".into())),
+            .block(panel(t, " Target & tracer ".into())),
         area,
     );
 }
@@ -190,7 +223,7 @@ fn render_top_suspects(app: &App, frame: &Frame, f: &mut ratatui::Frame, area: R
     };
     let lines: Vec<Line> = if suspects.is_empty() {
         vec![Line::styled(
-            "None so far: no group is stuck on a channel, select or lock, and no creation site keeps growing.",
+            "None so far: no group is stuck on a channel, select or lock, no creation site keeps growing, and no timers or contexts pile up.",
             t.dim(),
         )]
     } else {

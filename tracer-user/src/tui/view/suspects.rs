@@ -8,7 +8,7 @@ use ratatui::{
 };
 
 use super::{panel, placeholder};
-use crate::suspects::{thousands, Suspect};
+use crate::suspects::{thousands, Suspect, SuspectKind};
 use crate::tui::app::App;
 use crate::tui::text::{age, cell, cell_right, clip, growth, optional_site, secs_to_ns};
 use crate::tui::theme::kind_name;
@@ -39,7 +39,8 @@ pub fn render(app: &mut App, f: &mut ratatui::Frame, area: Rect) {
             area,
             "No leak suspects so far. A group shows up here when it waits on a channel, \
              select or lock for too long, when a large group was already blocked at attach, \
-             or when a creation site keeps growing.",
+             when a creation site keeps growing, or when the timers or contexts of one site \
+             pile up.",
         );
         return;
     }
@@ -123,10 +124,17 @@ fn render_selected(app: &App, s: &Suspect, f: &mut ratatui::Frame, area: Rect) {
         s.score,
         optional_site(s.creation_site.as_ref())
     );
+    let hint = match s.kind {
+        SuspectKind::ContextLeak => " Enter: in Contexts ",
+        SuspectKind::TimerLeak | SuspectKind::AfterInLoop | SuspectKind::TickerLeak => {
+            " Enter: in Timers "
+        }
+        SuspectKind::Blocked | SuspectKind::Backlog | SuspectKind::Growing => " Enter: details ",
+    };
     f.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
-            panel(t, title).title_bottom(Line::styled(" Enter: details ", t.dim()).right_aligned()),
-        ),
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(panel(t, title).title_bottom(Line::styled(hint, t.dim()).right_aligned())),
         area,
     );
 }
