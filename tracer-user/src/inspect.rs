@@ -8,8 +8,8 @@ use serde::Serialize;
 use crate::{
     cli::InspectArgs,
     target::{
-        OffsetsSource, Placement, ProbePoint, RuntimeOffsets, RuntimeVars, Target,
-        WaitReasonsSource,
+        timers::TimerPlan, OffsetsSource, Placement, ProbePoint, RuntimeOffsets, RuntimeVars,
+        Target, WaitReasonsSource,
     },
 };
 
@@ -52,6 +52,64 @@ struct InspectReport<'a> {
     wait_reasons_source: WaitReasonsSource,
     /// The whole `waitReasonStrings` table, indexed by code (`""` included).
     wait_reason_strings: Vec<&'a str>,
+    /// The timer and context probes (`attach` without `--no-timers`), the
+    /// functions the program does not have, and what is and is not seen.
+    timer_probes: Vec<ProbeReport<'a>>,
+    timer_functions_missing: &'a [&'static str],
+    timer_coverage: Vec<String>,
+}
+
+/// What the timer and context probes and the attach-time read cover on
+/// this target, one sentence each.
+fn timer_coverage(target: &Target) -> Vec<String> {
+    let Some(offsets) = target.timer_offsets else {
+        return vec![format!(
+            "timers and contexts: not traced (no timer layout for Go 1.{})",
+            target.go_version.minor
+        )];
+    };
+    let plan = &target.timer_probes;
+    let mut out = Vec::new();
+    out.push(if target.go_version.minor <= 22 {
+        "timers created, reset, stopped, fired and Sleeps: one trap each; network deadlines and \
+         the scavenger are not probed (their fires are counted and dropped)"
+            .to_string()
+    } else {
+        "timers created, reset, stopped, fired and Sleeps: one trap each; network deadlines and \
+         the scavenger are not probed (their fires are counted and dropped); channel timers \
+         (NewTimer, After, NewTicker with Go >=1.23 semantics) fire only for a receiver, \
+         and are collected by the GC when unreferenced: never suspects"
+            .to_string()
+    });
+    out.push(match (target.runtime_vars.allp, offsets.heap_entry) {
+        (None, _) => "timers armed before attach: not read (no runtime.allp: no .symtab); \
+                      each appears when it next fires, is reset or stopped"
+            .to_string(),
+        (Some(_), 8) => "timers armed before attach: read from every P's timer heap \
+                         (p.timers): all of them"
+            .to_string(),
+        (Some(_), _) => "timers armed before attach: read from every P's timer heap \
+                         (p.timers.heap): AfterFunc, context deadlines, Sleep and async-mode \
+                         timers; a channel timer is in a heap only while a goroutine waits on it, \
+                         others appear when they next fire, are reset or stopped"
+            .to_string(),
+    });
+    out.push(
+        "contexts created before attach: not visible (no registry to read); their cancels \
+         are counted as \"before attach\""
+            .to_string(),
+    );
+    out.push(if plan.itab_cancel_ctx != 0 {
+        "context parents: told apart by their itabs (through WithValue wrappers): a \
+         never-cancelled child of a cancelable parent is retained (a leak), one of Background \
+         or WithoutCancel is collected by the GC"
+            .to_string()
+    } else {
+        "context parents: not told apart (no context itabs in .symtab): only contexts with a \
+         deadline count as retained"
+            .to_string()
+    });
+    out
 }
 
 fn report(target: &Target) -> InspectReport<'_> {
@@ -102,7 +160,36 @@ fn report(target: &Target) -> InspectReport<'_> {
             .collect(),
         wait_reasons_source: target.wait_reasons_source,
         wait_reason_strings: target.wait_reasons.iter().map(|(_, n)| n).collect(),
+        timer_probes: timer_points(&target.timer_probes)
+            .into_iter()
+            .map(|(program, p)| ProbeReport {
+                program,
+                function: &p.function,
+                vaddr: p.vaddr,
+                file_offset: p.file_offset,
+                placement: p.placement,
+            })
+            .collect(),
+        timer_functions_missing: &target.timer_probes.missing,
+        timer_coverage: timer_coverage(target),
     }
+}
+
+fn timer_points(plan: &TimerPlan) -> Vec<(&'static str, &ProbePoint)> {
+    use tracer_ebpf::program;
+    [
+        (program::TIMER_CREATE, &plan.create),
+        (program::TIMER_RESET, &plan.reset),
+        (program::TIMER_RESET_WHEN, &plan.reset_when),
+        (program::TIMER_STOP, &plan.stop),
+        (program::TIMER_FIRE, &plan.fire),
+        (program::SLEEP, &plan.sleep),
+        (program::CONTEXT_CREATE, &plan.context_create),
+        (program::CONTEXT_CANCEL, &plan.context_cancel),
+    ]
+    .into_iter()
+    .flat_map(|(program, points)| points.iter().map(move |p| (program, p)))
+    .collect()
 }
 
 pub fn run(args: &InspectArgs) -> Result<()> {
@@ -181,6 +268,24 @@ fn text(r: &InspectReport, target: &Target) -> Result<String> {
         r.wait_reasons_source,
         sample_reasons(&r.wait_reasons)
     )?;
+    writeln!(out, "timer and context probes (not with --no-timers):")?;
+    for p in &r.timer_probes {
+        writeln!(
+            out,
+            "  {:<16} {:<38} vaddr {:#x}  file offset {:#x}  {:?}",
+            p.program, p.function, p.vaddr, p.file_offset, p.placement
+        )?;
+    }
+    if !r.timer_functions_missing.is_empty() {
+        writeln!(
+            out,
+            "  not in the binary (the program does not use them): {}",
+            r.timer_functions_missing.join(", ")
+        )?;
+    }
+    for line in &r.timer_coverage {
+        writeln!(out, "  {line}")?;
+    }
     Ok(out)
 }
 
