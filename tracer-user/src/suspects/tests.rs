@@ -4,7 +4,10 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use super::*;
-use crate::model::{Event, EventBody, SnapshotGoroutine, Spawn};
+use crate::model::{
+    ContextEvent, ContextOp, Event, EventBody, Frames, SnapshotGoroutine, Spawn, TimerEvent,
+    TimerOp,
+};
 
 const S: u64 = 1_000_000_000;
 
@@ -35,6 +38,13 @@ const FN_WORKER: u64 = 0x10_000;
 const FN_GC: u64 = 0x20_000;
 const BLOCK_SEND: u64 = 0x30_000;
 const BLOCK_RECV: u64 = 0x30_100;
+/// Timer and context functions (entries, or where their calls return).
+const CTX_WITH_CANCEL: u64 = 0x40_000;
+const TIME_AFTER_FUNC: u64 = 0x40_100;
+const TIME_NEW_TICKER: u64 = 0x40_200;
+const FN_SEND_TIME: u64 = 0x40_300;
+const FN_GO_FUNC: u64 = 0x40_400;
+const FN_CALLBACK: u64 = 0x40_500;
 
 struct FakeSymbols {
     sites: HashMap<u64, (&'static str, &'static str, u32)>,
@@ -66,10 +76,26 @@ impl FakeSymbols {
                 (SITE_CHURN, ("main.loop", "/src/churn.go", 7)),
                 (BLOCK_SEND, ("main.compute", "/src/api/handler.go", 60)),
                 (BLOCK_RECV, ("main.worker", "/src/pool/pool.go", 22)),
+                (
+                    CTX_WITH_CANCEL,
+                    ("context.WithCancel", "/go/src/context/context.go", 237),
+                ),
+                (
+                    TIME_AFTER_FUNC,
+                    ("time.AfterFunc", "/go/src/time/sleep.go", 176),
+                ),
+                (
+                    TIME_NEW_TICKER,
+                    ("time.NewTicker", "/go/src/time/tick.go", 38),
+                ),
             ]),
             functions: HashMap::from([
                 (FN_WORKER, "main.worker"),
                 (FN_GC, "runtime.gcBgMarkWorker"),
+                (CTX_WITH_CANCEL, "context.WithCancel"),
+                (FN_SEND_TIME, "time.sendTime"),
+                (FN_GO_FUNC, "time.goFunc"),
+                (FN_CALLBACK, "main.handle.func1"),
             ]),
         }
     }
@@ -120,7 +146,11 @@ impl Scenario {
     fn new(rules: Rules) -> Self {
         Scenario {
             table: GoroutineTable::new(),
-            timers: TimerTable::new(),
+            timers: {
+                let mut t = TimerTable::new();
+                t.set_traced(true);
+                t
+            },
             engine: SuspectEngine::new(rules),
             symbols: FakeSymbols::new(),
             next_goid: 100,
@@ -612,4 +642,176 @@ fn scores_grow_with_size_age_and_growth_and_stay_within_100() {
         score(SuspectKind::Blocked, u64::MAX, u64::MAX, 1e9, &r),
         100
     );
+}
+
+// ---- timers and contexts --------------------------------------------------
+
+impl Scenario {
+    /// A context created at `SITE_LEAK` through `context.WithCancel`
+    /// (frames are return addresses, one past the call).
+    fn context(&mut self, ts: u64, addr: u64, registered: Option<bool>) {
+        self.timers.apply_context(
+            ts,
+            &ContextEvent {
+                context: addr,
+                op: ContextOp::Create { registered },
+                goid: 1,
+                frames: Frames::new(&[CTX_WITH_CANCEL + 1, SITE_LEAK + 1]),
+            },
+        );
+    }
+
+    /// A timer created at `SITE_LEAK` by `goid` through `via`.
+    fn timer(
+        &mut self,
+        ts: u64,
+        addr: u64,
+        goid: u64,
+        via: u64,
+        func: u64,
+        period: i64,
+        is_chan: bool,
+    ) {
+        let callback = (func == FN_GO_FUNC).then_some((FN_CALLBACK, 0));
+        self.timers.apply_timer(
+            ts,
+            &TimerEvent {
+                timer: addr,
+                op: TimerOp::Create {
+                    when: (ts + 3600 * S) as i64,
+                    period,
+                    func,
+                    callback,
+                    is_chan,
+                },
+                goid,
+                frames: Frames::new(&[via + 1, SITE_LEAK + 1]),
+            },
+        );
+    }
+}
+
+#[test]
+fn contexts_kept_by_their_parent_and_never_cancelled_are_one_suspect() {
+    let mut s = Scenario::new(rules());
+    for i in 0..150 {
+        s.context(i * S / 100, 0xc000 + i * 0x100, Some(true));
+    }
+    let a = s.update(20 * S);
+    assert_eq!(a.suspects.len(), 1, "{:#?}", a.suspects);
+    let suspect = &a.suspects[0];
+    assert_eq!(
+        (suspect.kind, suspect.count, suspect.state.as_str()),
+        (SuspectKind::ContextLeak, 150, "context not cancelled")
+    );
+    assert_eq!(
+        suspect.evidence,
+        "context.WithCancel at api/handler.go:42: 150 contexts never cancelled, each kept by its parent context, the oldest for 20s"
+    );
+    let group = &a.timers.contexts[0];
+    assert_eq!(
+        (group.kind, group.live, group.retained),
+        (timers::ContextKind::Cancel, 150, 150)
+    );
+    assert_eq!(suspect.group, group.id);
+}
+
+#[test]
+fn contexts_nothing_keeps_are_collected_not_leaked() {
+    let mut s = Scenario::new(rules());
+    for i in 0..150 {
+        s.context(i * S / 100, 0xc000 + i * 0x100, Some(false));
+    }
+    let a = s.update(20 * S);
+    assert!(a.suspects.is_empty(), "{:#?}", a.suspects);
+    assert_eq!(
+        (a.timers.contexts[0].live, a.timers.contexts[0].retained),
+        (150, 0)
+    );
+}
+
+#[test]
+fn pending_after_funcs_are_a_suspect_and_channel_timers_never() {
+    let mut s = Scenario::new(rules());
+    for i in 0..150 {
+        s.timer(
+            i * S / 100,
+            0x7000 + i * 0x100,
+            1,
+            TIME_AFTER_FUNC,
+            FN_GO_FUNC,
+            0,
+            false,
+        );
+    }
+    let a = s.update(20 * S);
+    assert_eq!(a.suspects.len(), 1, "{:#?}", a.suspects);
+    assert_eq!(
+        (a.suspects[0].kind, a.suspects[0].count),
+        (SuspectKind::TimerLeak, 150)
+    );
+    assert!(a.suspects[0]
+        .evidence
+        .starts_with("time.AfterFunc at api/handler.go:42: 150 timers pending, none stopped, each armed for 1h00m"));
+
+    // Go >= 1.23 channel timers: collected by the GC when unreferenced.
+    let mut s = Scenario::new(rules());
+    for i in 0..150 {
+        s.timer(
+            i * S / 100,
+            0x7000 + i * 0x100,
+            1,
+            TIME_AFTER_FUNC,
+            FN_SEND_TIME,
+            0,
+            true,
+        );
+    }
+    let a = s.update(20 * S);
+    assert!(a.suspects.is_empty(), "{:#?}", a.suspects);
+    assert_eq!(a.timers.timers[0].pending, 150);
+}
+
+#[test]
+fn tickers_outliving_the_goroutine_that_made_them_are_a_suspect() {
+    let mut s = Scenario::new(rules());
+    let mut owners = Vec::new();
+    for i in 0..10 {
+        let goid = s.spawn(i * S, SITE_CHURN, FN_WORKER);
+        s.timer(
+            i * S,
+            0x7000 + i * 0x100,
+            goid,
+            TIME_NEW_TICKER,
+            FN_SEND_TIME,
+            S as i64,
+            false,
+        );
+        owners.push(goid);
+    }
+    let a = s.update(11 * S);
+    assert!(a.suspects.is_empty(), "owners alive: {:#?}", a.suspects);
+    for (i, goid) in owners.into_iter().enumerate() {
+        s.exit(11 * S + i as u64, goid);
+    }
+    let a = s.update(12 * S);
+    assert_eq!(a.suspects.len(), 1, "{:#?}", a.suspects);
+    assert_eq!(
+        (a.suspects[0].kind, a.suspects[0].count),
+        (SuspectKind::TickerLeak, 10)
+    );
+    assert_eq!(a.timers.timers[0].orphaned, 10);
+}
+
+#[test]
+fn without_the_timer_probes_nothing_is_judged() {
+    let mut s = Scenario::new(rules());
+    for i in 0..150 {
+        s.context(i * S / 100, 0xc000 + i * 0x100, Some(true));
+    }
+    s.timers.set_traced(false);
+    let a = s.update(20 * S);
+    assert!(a.suspects.is_empty(), "{:#?}", a.suspects);
+    assert!(!a.timers.traced);
+    assert_eq!(a.timers.totals.contexts_live, 0);
 }
