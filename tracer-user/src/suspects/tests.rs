@@ -661,35 +661,55 @@ impl Scenario {
         );
     }
 
-    /// A timer created at `SITE_LEAK` by `goid` through `via`.
-    fn timer(
-        &mut self,
-        ts: u64,
-        addr: u64,
-        goid: u64,
-        via: u64,
-        func: u64,
-        period: i64,
-        is_chan: bool,
-    ) {
-        let callback = (func == FN_GO_FUNC).then_some((FN_CALLBACK, 0));
+    /// A timer created at `SITE_LEAK` by `goid`, of `kind`.
+    fn timer(&mut self, ts: u64, addr: u64, goid: u64, kind: TimerShape) {
+        let callback = (kind.func == FN_GO_FUNC).then_some((FN_CALLBACK, 0));
         self.timers.apply_timer(
             ts,
             &TimerEvent {
                 timer: addr,
                 op: TimerOp::Create {
                     when: (ts + 3600 * S) as i64,
-                    period,
-                    func,
+                    period: kind.period,
+                    func: kind.func,
                     callback,
-                    is_chan,
+                    is_chan: kind.is_chan,
                 },
                 goid,
-                frames: Frames::new(&[via + 1, SITE_LEAK + 1]),
+                frames: Frames::new(&[kind.via + 1, SITE_LEAK + 1]),
             },
         );
     }
 }
+
+/// What a timer is: the `time` function that made it, its function,
+/// period, and whether it is a Go >=1.23 channel timer.
+#[derive(Clone, Copy)]
+struct TimerShape {
+    via: u64,
+    func: u64,
+    period: i64,
+    is_chan: bool,
+}
+
+const AFTER_FUNC: TimerShape = TimerShape {
+    via: TIME_AFTER_FUNC,
+    func: FN_GO_FUNC,
+    period: 0,
+    is_chan: false,
+};
+const CHANNEL_TIMER: TimerShape = TimerShape {
+    via: TIME_AFTER_FUNC,
+    func: FN_SEND_TIME,
+    period: 0,
+    is_chan: true,
+};
+const TICKER: TimerShape = TimerShape {
+    via: TIME_NEW_TICKER,
+    func: FN_SEND_TIME,
+    period: S as i64,
+    is_chan: false,
+};
 
 #[test]
 fn contexts_kept_by_their_parent_and_never_cancelled_are_one_suspect() {
@@ -734,15 +754,7 @@ fn contexts_nothing_keeps_are_collected_not_leaked() {
 fn pending_after_funcs_are_a_suspect_and_channel_timers_never() {
     let mut s = Scenario::new(rules());
     for i in 0..150 {
-        s.timer(
-            i * S / 100,
-            0x7000 + i * 0x100,
-            1,
-            TIME_AFTER_FUNC,
-            FN_GO_FUNC,
-            0,
-            false,
-        );
+        s.timer(i * S / 100, 0x7000 + i * 0x100, 1, AFTER_FUNC);
     }
     let a = s.update(20 * S);
     assert_eq!(a.suspects.len(), 1, "{:#?}", a.suspects);
@@ -757,15 +769,7 @@ fn pending_after_funcs_are_a_suspect_and_channel_timers_never() {
     // Go >= 1.23 channel timers: collected by the GC when unreferenced.
     let mut s = Scenario::new(rules());
     for i in 0..150 {
-        s.timer(
-            i * S / 100,
-            0x7000 + i * 0x100,
-            1,
-            TIME_AFTER_FUNC,
-            FN_SEND_TIME,
-            0,
-            true,
-        );
+        s.timer(i * S / 100, 0x7000 + i * 0x100, 1, CHANNEL_TIMER);
     }
     let a = s.update(20 * S);
     assert!(a.suspects.is_empty(), "{:#?}", a.suspects);
@@ -778,15 +782,7 @@ fn tickers_outliving_the_goroutine_that_made_them_are_a_suspect() {
     let mut owners = Vec::new();
     for i in 0..10 {
         let goid = s.spawn(i * S, SITE_CHURN, FN_WORKER);
-        s.timer(
-            i * S,
-            0x7000 + i * 0x100,
-            goid,
-            TIME_NEW_TICKER,
-            FN_SEND_TIME,
-            S as i64,
-            false,
-        );
+        s.timer(i * S, 0x7000 + i * 0x100, goid, TICKER);
         owners.push(goid);
     }
     let a = s.update(11 * S);
