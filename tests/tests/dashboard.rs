@@ -1,7 +1,9 @@
 //! The dashboard end to end: `tracer attach` in a real terminal (tmux),
 //! against a target leaking goroutines on an unread channel; keys move
 //! through the views and the captured screen shows the suspect's evidence,
-//! the blocked-at line and the group; `q` detaches and exits 0.
+//! the blocked-at line and the group; `q` detaches and exits 0. And against
+//! a target leaking contexts with a deadline: the Contexts and Timers views
+//! show them at their line, and their suspect opens the Contexts pane.
 
 use std::{
     path::PathBuf,
@@ -202,4 +204,66 @@ fn dashboard_shows_the_leak_and_quits_cleanly() {
             break;
         }
     }
+}
+
+/// `timers -pattern ctx-timeout`: 150 `context.WithTimeout(10m)` never
+/// cancelled, each with its deadline timer.
+fn context_leak_views_for(env: &TestEnv, version: &str) {
+    eprintln!("--- Go {version} timers -pattern ctx-timeout");
+    let mut cmd = Command::new(env.go_target(version, "timers"));
+    cmd.args(["-pattern", "ctx-timeout", "-n", "150", "-every", "10ms"]);
+    let mut target = Proc::start(cmd);
+    target.stdout.expect("READY", Duration::from_secs(20));
+    let line = env.site_line("timers", "ctx-timeout");
+    let site = format!("timers/main.go:{line}");
+    let command = format!(
+        "{} attach --pid {} --blocked-after 2s --growth-window 10s --max-overhead 100; sleep 60",
+        env.tracer.display(),
+        target.pid,
+    );
+    let tmux = Tmux::start(&format!("tracer-e2e-timers-{}", target.pid), &command);
+    tmux.wait_for(
+        &["1 Overview", "4 Timers", "5 Contexts"],
+        Duration::from_secs(30),
+    );
+    target.signal(libc::SIGUSR2);
+    target.stdout.expect("DONE", Duration::from_secs(30));
+
+    tmux.keys(&["5"]);
+    let screen = tmux.wait_for(&["WithTimeout", &site, "150"], Duration::from_secs(10));
+    eprintln!("{screen}");
+    tmux.keys(&["4"]);
+    let screen = tmux.wait_for(&["ctx deadline", &site, "150"], Duration::from_secs(10));
+    eprintln!("{screen}");
+    // Once they are older than --blocked-after: one suspect, which opens
+    // its group in Contexts.
+    tmux.keys(&["2"]);
+    let evidence = format!("context.WithTimeout at {site}: 150 contexts never cancelled");
+    let screen = tmux.wait_for(&[&evidence], Duration::from_secs(20));
+    eprintln!("{screen}");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for(
+        &[
+            "retained 150",
+            "cancel() never called",
+            &format!("created at  {site}"),
+        ],
+        Duration::from_secs(10),
+    );
+    eprintln!("{screen}");
+    tmux.keys(&["q"]);
+    drop(tmux);
+    assert!(
+        target.child.try_wait().expect("try_wait").is_none(),
+        "the target must survive the tracer"
+    );
+    target.signal(libc::SIGTERM);
+    target.wait(Duration::from_secs(10));
+}
+
+#[test]
+fn timers_and_contexts_views_show_a_context_leak() {
+    let env = test_env();
+    let version = env.go_versions.last().expect("a Go version");
+    context_leak_views_for(&env, version);
 }
