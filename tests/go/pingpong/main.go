@@ -7,6 +7,10 @@
 //	spawn     one goroutine that exits immediately (joined per batch of 100)
 //	mixed     one goroutine that does a ping-pong round trip with the
 //	          spawner, then exits
+//	timers    what a request handler does with timers and contexts, no
+//	          goroutine: context.WithTimeout (a context and its deadline
+//	          timer), time.AfterFunc, Stop, then cancel (which stops the
+//	          deadline timer)
 //
 // Output (stdout, one line each, flushed):
 //
@@ -18,6 +22,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -27,7 +32,7 @@ import (
 
 var (
 	duration   = flag.Duration("duration", 3*time.Second, "length of the timed work")
-	mode       = flag.String("mode", "mixed", "pingpong|spawn|mixed")
+	mode       = flag.String("mode", "mixed", "pingpong|spawn|mixed|timers")
 	startDelay = flag.Duration("start-delay", 0, "sleep after READY, before the timed work")
 )
 
@@ -45,6 +50,8 @@ func main() {
 		run = runSpawn
 	case "mixed":
 		run = runMixed
+	case "timers":
+		run = runTimers
 	default:
 		fmt.Fprintf(os.Stderr, "unknown -mode %q\n", *mode)
 		os.Exit(2)
@@ -112,6 +119,23 @@ func runMixed(deadline time.Time) int64 {
 			}()
 			ping <- i
 			<-pong
+		}
+		ops += chunk
+	}
+	return ops
+}
+
+// runTimers arms and disarms a context deadline and an AfterFunc per op.
+func runTimers(deadline time.Time) int64 {
+	var ops int64
+	noop := func() {}
+	for time.Now().Before(deadline) {
+		for i := 0; i < chunk; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			t := time.AfterFunc(time.Hour, noop)
+			t.Stop()
+			cancel()
+			_ = ctx
 		}
 		ops += chunk
 	}

@@ -25,7 +25,8 @@
 //!
 //! Usage: overhead TRACER_BIN GOBIN_DIR REPETITIONS SECONDS GO_VERSION...
 //! (targets: GOBIN_DIR/go<VERSION>/pingpong and …/httpsvc; normally run by
-//! `cargo xtask bench`). Needs root.
+//! `cargo xtask bench`). `OVERHEAD_WORKLOADS=timers,spawn` runs only those
+//! workloads. Needs root.
 
 use std::{
     collections::BTreeMap,
@@ -98,6 +99,11 @@ const WORKLOADS: &[Workload] = &[
         name: "mixed",
         what: "each op spawns a goroutine that does one ping-pong round trip with the spawner and exits",
         kind: Kind::Micro("mixed"),
+    },
+    Workload {
+        name: "timers",
+        what: "context.WithTimeout + time.AfterFunc + Stop + cancel per op, no goroutine (6 timer/context probe hits per op)",
+        kind: Kind::Micro("timers"),
     },
     Workload {
         name: "http",
@@ -176,10 +182,24 @@ fn main() -> Result<()> {
         }
     }
 
+    let selected = std::env::var("OVERHEAD_WORKLOADS").ok();
+    let selected: Vec<&str> = selected.as_deref().map_or_else(
+        || WORKLOADS.iter().map(|w| w.name).collect(),
+        |s| s.split(',').collect(),
+    );
+    if let Some(unknown) = selected
+        .iter()
+        .find(|name| !WORKLOADS.iter().any(|w| w.name == **name))
+    {
+        bail!("OVERHEAD_WORKLOADS: no workload {unknown:?}");
+    }
     let started = Instant::now();
     let mut results: BTreeMap<(usize, usize, Setting), Vec<Sample>> = BTreeMap::new();
     for rep in 0..reps {
         for (w, workload) in WORKLOADS.iter().enumerate() {
+            if !selected.contains(&workload.name) {
+                continue;
+            }
             for (v, (version, dir)) in bins.iter().enumerate() {
                 for i in 0..Setting::ALL.len() {
                     let setting = Setting::ALL[(i + rep) % Setting::ALL.len()];
@@ -216,7 +236,7 @@ fn main() -> Result<()> {
     print!("{}", results.goals_table());
     println!(
         "\n{reps} repetitions × {} workloads × {} Go versions × 3 settings of {seconds} s windows: {:.0} s in all.",
-        WORKLOADS.len(),
+        selected.len(),
         versions.len(),
         started.elapsed().as_secs_f64()
     );
@@ -489,6 +509,10 @@ impl TracerSession {
                 "ready_hits",
                 "exit_hits",
                 "creator_stack_hits",
+                "timer_hits",
+                "timer_fire_hits",
+                "timer_fire_skipped",
+                "context_hits",
             ]
             .iter()
             .filter_map(|k| doc["probes"][k].as_u64())
