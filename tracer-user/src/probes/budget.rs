@@ -24,8 +24,10 @@ pub fn cost_per_hit_ns(group: ProbeGroup) -> f64 {
         ProbeGroup::Lifecycle => 3_000.0,
         ProbeGroup::Scheduling => 2_300.0,
         ProbeGroup::CreationStacks => 4_000.0,
-        // Emulated uprobes that also walk up to 8 frame pointers.
-        ProbeGroup::Timers => 2_500.0,
+        // Measured 3.7 µs (Go 1.22) to 5.5 µs (Go 1.26, a RET probe on
+        // time.newTimer) per hit with the 8-frame walk (BENCHMARKS.md, "Timer
+        // and context probes").
+        ProbeGroup::Timers => 4_500.0,
     }
 }
 
