@@ -178,15 +178,15 @@ impl Run {
     }
 }
 
-/// Runs one pattern under the tracer: attach, start the pattern (SIGUSR2),
-/// wait for its DONE line, then `settle` more, and stop the tracer.
+/// Runs one pattern under the tracer: attach, start the pattern (SIGUSR2)
+/// for `(n, every)` (its `-n` and `-every`), wait for its DONE line, then
+/// `settle` more, and stop the tracer.
 fn run(
     env: &TestEnv,
     version: &str,
     mode: Mode,
     name: &str,
-    n: u64,
-    every: &str,
+    (n, every): (u64, &str),
     settle: Duration,
     flags: &[&str],
 ) -> Run {
@@ -350,7 +350,7 @@ fn assert_counts(env: &TestEnv, version: &str, mode: Mode, p: &Pattern, r: &Run)
 /// Runs every pattern on `version` and compares the counts.
 fn counts_on(env: &TestEnv, version: &str, mode: Mode) {
     for p in PATTERNS {
-        let (n, every) = if p.name == "storm" {
+        let ops = if p.name == "storm" {
             (2000, "0s")
         } else {
             (40, "5ms")
@@ -360,8 +360,7 @@ fn counts_on(env: &TestEnv, version: &str, mode: Mode) {
             version,
             mode,
             p.name,
-            n,
-            every,
+            ops,
             Duration::from_millis(200),
             &["--interval", "500ms", "--max-overhead", "100"],
         );
@@ -405,8 +404,7 @@ fn suspects_on(env: &TestEnv, version: &str, mode: Mode) {
             version,
             mode,
             p.name,
-            n,
-            every,
+            (n, every),
             Duration::from_millis(2500),
             RULE_FLAGS,
         );
