@@ -10,6 +10,11 @@
 //! - `--precise --max-overhead` gives up park/wake first, keeps spawn/exit,
 //!   and goes on reading states from memory;
 //! - a quiet target keeps its probes.
+//!
+//! These are the goroutine probe groups' modes: every tracer here runs with
+//! `--no-timers`, so each document's `mode.attached` and the probes found in
+//! the target's code are those groups alone (the timer and context group
+//! under the budget is in `timers.rs`).
 
 use std::{
     collections::BTreeSet,
@@ -139,6 +144,7 @@ impl LeakRun {
         target.stdout.expect("READY", Duration::from_secs(10));
         let inspected = inspect(env, target.pid);
         let mut args = RULE_FLAGS.to_vec();
+        args.push("--no-timers");
         if mode == "precise" {
             args.push("--precise");
         }
@@ -631,7 +637,13 @@ fn budget_detaches_spawn_exit_for(env: &TestEnv, version: &str) {
 
     let mut tracer_cmd = env.tracer();
     tracer_cmd
-        .args(["attach", "--json", "--interval", BUDGET_INTERVAL])
+        .args([
+            "attach",
+            "--json",
+            "--no-timers",
+            "--interval",
+            BUDGET_INTERVAL,
+        ])
         .args(["--pid", &target.pid.to_string()]);
     let mut tracer = Proc::start(tracer_cmd);
 
@@ -934,7 +946,14 @@ fn precise_with_a_cap_detaches_park_wake_first() {
     let mut tracer = attach_json_with(
         &env,
         target.pid,
-        &["--precise", "--max-overhead", "1", "--interval", "250ms"],
+        &[
+            "--precise",
+            "--max-overhead",
+            "1",
+            "--interval",
+            "250ms",
+            "--no-timers",
+        ],
     );
     let deadline = Instant::now() + Duration::from_secs(3);
     let detach_doc = loop {
@@ -1066,7 +1085,8 @@ fn a_quiet_target_keeps_its_probes_in_default_mode() {
         let mut target = Proc::start(cmd);
         target.stdout.expect("READY", Duration::from_secs(10));
         let inspected = inspect(&env, target.pid);
-        let mut tracer = attach_json_with(&env, target.pid, &["--interval", "500ms"]);
+        let mut tracer =
+            attach_json_with(&env, target.pid, &["--interval", "500ms", "--no-timers"]);
         std::thread::sleep(QUIET_RUN);
         let patched = patched_programs(&inspected, target.pid);
         let docs = stop_tracer_all(&mut tracer, libc::SIGINT, "interrupted (Ctrl-C)");

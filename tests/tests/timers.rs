@@ -516,3 +516,47 @@ fn timers_armed_before_attach_are_read_from_the_heaps() {
         assert!(status.success(), "the target failed: {status}\n{stderr}");
     }
 }
+
+/// The default budget (1% of the target's CPU) detaches the timer and
+/// context probes of a target doing nothing but timers and contexts: the
+/// tracer says so, and from then on judges no timer or context (what was
+/// armed or live can no longer be followed).
+#[test]
+fn the_budget_detaches_busy_timer_probes_and_says_so() {
+    let env = test_env();
+    let version = env.go_versions.last().expect("a Go version");
+    eprintln!("--- Go {version} timers -pattern storm under the default budget");
+    let mut cmd = Command::new(env.go_target(version, "timers"));
+    cmd.args(["-pattern", "storm", "-n", "200000"]);
+    let mut target = Proc::start(cmd);
+    target.stdout.expect("READY", Duration::from_secs(10));
+    let mut tracer = attach_json_with(&env, target.pid, &["--interval", "250ms"]);
+    target.signal(libc::SIGUSR2);
+    target.stdout.expect("DONE", Duration::from_secs(120));
+    let (docs, stderr) = stop_tracer_with_stderr(&mut tracer, libc::SIGINT, "interrupted (Ctrl-C)");
+    let last = docs.last().expect("a final document");
+    let why = || format!("{}\nstderr:\n{stderr}", describe(last));
+    let detached: Vec<&str> = last["mode"]["budget"]["detached"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["group"].as_str())
+        .collect();
+    assert!(
+        detached.contains(&"timers"),
+        "the timer probes are detached\n{}",
+        why()
+    );
+    assert!(
+        stderr.contains("tracer: detached timers/contexts probes:"),
+        "stderr says so\n{}",
+        why()
+    );
+    assert_eq!(last["timers"]["traced"], false, "{}", why());
+    assert_eq!(last["timers"]["totals"]["pending"], 0, "{}", why());
+    assert_eq!(last["timers"]["totals"]["contexts_live"], 0, "{}", why());
+    assert!(suspects(last).is_empty(), "nothing judged\n{}", why());
+    target.signal(libc::SIGTERM);
+    let (status, err) = target.wait(Duration::from_secs(10));
+    assert!(status.success(), "the target failed: {status}\n{err}");
+}
