@@ -172,8 +172,9 @@ impl ProbeGroup {
 
     fn programs(self) -> &'static [&'static str] {
         match self {
-            // Exit before spawn: a goroutine spawned in between whose exit
-            // went unseen would otherwise stay live forever.
+            // Attached exit before spawn (and detached in the reverse
+            // order): a goroutine spawned in between whose exit went unseen
+            // would otherwise stay live forever.
             ProbeGroup::Lifecycle => &[program::EXIT, program::SPAWN],
             // Wake before park, for the same reason.
             ProbeGroup::Scheduling => &[program::READY, program::PARK],
@@ -311,6 +312,18 @@ fn timer_config(target: &Target) -> ProbeConfig {
     }
 }
 
+/// Detaches probes in the reverse of the order they were attached in: the
+/// starts of lives (spawn, park, timer and context creation) come out before
+/// their ends, so that nothing created while the group comes out has its
+/// end go unseen and stays live or armed forever in the model.
+fn detach_in_reverse(ebpf: &mut Ebpf, probes: Vec<(ProbeGroup, UProbeLinkId, AttachedProbe)>) {
+    for (_, link, probe) in probes.into_iter().rev() {
+        if let Ok(prog) = uprobe(ebpf, probe.program) {
+            // An error here means the link is already gone.
+            let _ = prog.detach(link);
+        }
+    }
+}
 /// The uprobe program `name` of the probes object.
 fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, ProbeError> {
     ebpf.program_mut(name)
@@ -450,16 +463,11 @@ impl ProbeSession {
         let pid = self.pid.get();
         let ebpf = self.ebpf.as_mut().ok_or(ProbeError::TargetExited { pid })?;
         if !on {
-            for (g, link, probe) in std::mem::take(&mut self.attached) {
-                if g != group {
-                    self.attached.push((g, link, probe));
-                    continue;
-                }
-                let name = probe.program;
-                let prog = uprobe(ebpf, name)?;
-                // An error here means the link is already gone.
-                let _ = prog.detach(link);
-            }
+            let (leaving, staying) = std::mem::take(&mut self.attached)
+                .into_iter()
+                .partition(|(g, _, _)| *g == group);
+            self.attached = staying;
+            detach_in_reverse(ebpf, leaving);
             return Ok(());
         }
         for &name in group.programs() {
@@ -540,6 +548,9 @@ impl ProbeSession {
     /// Removes every uprobe from the target. The ring buffer and counters stay
     /// readable so what was already captured can still be drained.
     pub fn detach(&mut self) {
+        if let Some(ebpf) = self.ebpf.as_mut() {
+            detach_in_reverse(ebpf, std::mem::take(&mut self.attached));
+        }
         self.attached.clear();
         self.ebpf = None;
         self.logger = None;

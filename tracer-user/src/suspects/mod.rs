@@ -407,6 +407,7 @@ impl SuspectEngine {
             &mut self.namer,
             &mut self.timer_groups,
             self.rules.growth_window,
+            self.rules.blocked_after,
         );
         for s in timers::judge(&timers, &self.timer_groups, now_ns, &self.rules) {
             // Goroutines blocked on a context or timer their own creator

@@ -10,8 +10,8 @@
 //!   not a leak.
 //! - **timer_leak** / **after_in_loop**: the same for armed timers of
 //!   `AfterFunc`, `NewTimer` and `time.After` (the latter in a loop).
-//! - **ticker_leak**: more than a handful of tickers still armed whose
-//!   creating goroutine has exited.
+//! - **ticker_leak**: more than a handful of tickers armed for longer than
+//!   `blocked_after` whose creating goroutine has exited.
 //!
 //! Go's semantics decide what can leak: since Go 1.23 a channel timer or
 //! ticker nobody references is collected by the GC and one nobody receives
@@ -105,7 +105,8 @@ pub struct TimerGroup {
     pub before_attach: u64,
     /// Armed now and still to run.
     pub pending: u64,
-    /// Pending tickers whose creating goroutine has exited.
+    /// Pending tickers older than `--blocked-after` whose creating goroutine
+    /// has exited.
     pub orphaned: u64,
     /// Go ≥1.23 channel timers (collected by the GC when unreferenced).
     pub channel_timers: bool,
@@ -356,6 +357,7 @@ pub(super) fn analyze(
     namer: &mut Namer,
     histories: &mut HashMap<u64, History>,
     window: Duration,
+    orphaned_after: Duration,
 ) -> TimerAnalysis {
     let mut out = TimerAnalysis {
         traced: timers.is_traced(),
@@ -414,7 +416,15 @@ pub(super) fn analyze(
             continue;
         }
         t.pending += 1;
-        if t.kind == TimerKind::Ticker && e.owner != 0 && goroutines.get(e.owner).is_none() {
+        // Its creator is gone from the table, and long enough ago that the
+        // table has been brought up to date since (spawn/exit probes, or
+        // the reads of the goroutine list when they are detached).
+        let age = now_ns.saturating_sub(e.since_ns);
+        if t.kind == TimerKind::Ticker
+            && e.owner != 0
+            && age >= orphaned_after.as_nanos() as u64
+            && goroutines.get(e.owner).is_none()
+        {
             t.orphaned += 1;
         }
         ages[g].push((now_ns.saturating_sub(e.since_ns), e.owner));
