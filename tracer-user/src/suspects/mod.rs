@@ -406,8 +406,7 @@ impl SuspectEngine {
             symbols,
             &mut self.namer,
             &mut self.timer_groups,
-            self.rules.growth_window,
-            self.rules.blocked_after,
+            &self.rules,
         );
         for s in timers::judge(&timers, &self.timer_groups, now_ns, &self.rules) {
             // Goroutines blocked on a context or timer their own creator

@@ -18,7 +18,7 @@
 //! from never runs, so channel timers (`isChan`) are never suspects. A
 //! context's deadline timer is the context's: it makes no second suspect.
 
-use std::{collections::HashMap, time::Duration};
+use std::collections::HashMap;
 
 use serde::Serialize;
 
@@ -356,9 +356,9 @@ pub(super) fn analyze(
     symbols: &dyn Symbols,
     namer: &mut Namer,
     histories: &mut HashMap<u64, History>,
-    window: Duration,
-    orphaned_after: Duration,
+    rules: &Rules,
 ) -> TimerAnalysis {
+    let (window, orphaned_after) = (rules.growth_window, rules.blocked_after);
     let mut out = TimerAnalysis {
         traced: timers.is_traced(),
         ..TimerAnalysis::default()
