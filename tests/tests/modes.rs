@@ -888,6 +888,7 @@ fn summary_says_detached(env: &TestEnv, version: &str) {
             "500ms",
             "--duration",
             "2s",
+            "--no-timers",
         ])
         .args(["--pid", &target.pid.to_string()]);
     let mut tracer = Proc::start(tracer_cmd);
