@@ -57,6 +57,15 @@ pub fn test_env() -> TestEnv {
     env
 }
 
+/// The minor version of a Go toolchain: 23 for "1.23.9".
+pub fn minor(version: &str) -> u32 {
+    version
+        .split('.')
+        .nth(1)
+        .and_then(|m| m.parse().ok())
+        .unwrap_or_else(|| panic!("bad Go version {version:?}"))
+}
+
 impl TestEnv {
     /// A Go test target binary built with Go `version`; `name` may carry a
     /// build suffix (`-stripped`, `-pie`, `-cgo`, see xtask's `GoBuild`).

@@ -59,15 +59,6 @@ const GOID_CACHE_BATCH: u64 = 16;
 /// a target's work (GC workers, …): a generous bound.
 const RUNTIME_GOROUTINES: u64 = 64;
 
-/// 23 for "1.23.9".
-fn minor(version: &str) -> u32 {
-    version
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse().ok())
-        .unwrap_or_else(|| panic!("bad Go version {version:?}"))
-}
-
 /// The wait reason Go prints for each pattern's leaked goroutines (see
 /// `suspects.rs`, checked there against the target's own dumps).
 fn expected_state(pattern: &str, version: &str) -> &'static str {

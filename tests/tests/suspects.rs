@@ -59,15 +59,6 @@ fn expected_state(pattern: &str, version: &str) -> &'static str {
     }
 }
 
-/// 23 for "1.23.9".
-fn minor(version: &str) -> u32 {
-    version
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse().ok())
-        .unwrap_or_else(|| panic!("bad Go version {version:?}"))
-}
-
 fn dump_path(name: &str, version: &str) -> PathBuf {
     std::env::temp_dir().join(format!("tracer-suspects-{name}-{version}.dump"))
 }

@@ -134,14 +134,6 @@ enum Mode {
     Sync,
 }
 
-fn minor(version: &str) -> u32 {
-    version
-        .split('.')
-        .nth(1)
-        .and_then(|m| m.parse().ok())
-        .unwrap_or_else(|| panic!("bad Go version {version:?}"))
-}
-
 fn channel_timers(version: &str, mode: Mode) -> bool {
     minor(version) >= 27 || (minor(version) >= 23 && mode == Mode::Sync)
 }

@@ -245,6 +245,28 @@ mod probes {
         }
     }
 
+    /// An event on `object` from a probe at the entry of a Go function
+    /// called by user code: the calling goroutine's id (R14 holds its `g`)
+    /// and the callers' return addresses.
+    #[inline(always)]
+    fn call_event(
+        cfg: &ProbeConfig,
+        r: &aya_ebpf::bindings::pt_regs,
+        kind: EventKind,
+        tid: u32,
+        object: u64,
+    ) -> ObjectEvent {
+        let mut flags = 0;
+        ObjectEvent {
+            header: header(kind, tid),
+            object,
+            goid: read(r.r14, cfg.g_goid, &mut flags),
+            frames: frames(r),
+            flags,
+            ..ObjectEvent::default()
+        }
+    }
+
     #[inline(always)]
     fn header(kind: EventKind, tid: u32) -> EventHeader {
         EventHeader {
@@ -423,17 +445,10 @@ mod probes {
         };
         bump(counter::TIMER_HITS);
         let r = regs(&ctx);
-        let mut flags = 0;
-        let event = ObjectEvent {
-            header: header(EventKind::TimerReset, tid),
-            object: r.rax + cfg.timer_in_arg,
-            a: r.rbx,
-            b: r.rcx,
-            goid: read(r.r14, cfg.g_goid, &mut flags),
-            frames: frames(r),
-            flags,
-            ..ObjectEvent::default()
-        };
+        let t = r.rax + cfg.timer_in_arg;
+        let mut event = call_event(&cfg, r, EventKind::TimerReset, tid, t);
+        event.a = r.rbx;
+        event.b = r.rcx;
         submit_object(&ctx, event);
         0
     }
@@ -447,18 +462,10 @@ mod probes {
         };
         bump(counter::TIMER_HITS);
         let r = regs(&ctx);
-        let mut flags = 0;
         let t = r.rax + cfg.timer_in_arg;
-        let event = ObjectEvent {
-            header: header(EventKind::TimerReset, tid),
-            object: t,
-            a: r.rbx,
-            b: read(t, cfg.timer_period, &mut flags),
-            goid: read(r.r14, cfg.g_goid, &mut flags),
-            frames: frames(r),
-            flags,
-            ..ObjectEvent::default()
-        };
+        let mut event = call_event(&cfg, r, EventKind::TimerReset, tid, t);
+        event.a = r.rbx;
+        event.b = read(t, cfg.timer_period, &mut event.flags);
         submit_object(&ctx, event);
         0
     }
@@ -471,25 +478,17 @@ mod probes {
         };
         bump(counter::TIMER_HITS);
         let r = regs(&ctx);
-        let mut flags = 0;
         let t = r.rax + cfg.timer_in_arg;
+        let mut event = call_event(&cfg, r, EventKind::TimerStop, tid, t);
         // Pending: Go ≤1.22 status waiting or modified (1, 7, 8); since
         // Go 1.23 `when > 0`.
         let pending = if cfg.timer_status != 0 {
-            let status: u32 = read(t, cfg.timer_status, &mut flags);
+            let status: u32 = read(t, cfg.timer_status, &mut event.flags);
             status == 1 || status == 7 || status == 8
         } else {
-            read::<i64>(t, cfg.timer_when, &mut flags) > 0
+            read::<i64>(t, cfg.timer_when, &mut event.flags) > 0
         };
-        let event = ObjectEvent {
-            header: header(EventKind::TimerStop, tid),
-            object: t,
-            code: pending as u32,
-            goid: read(r.r14, cfg.g_goid, &mut flags),
-            frames: frames(r),
-            flags,
-            ..ObjectEvent::default()
-        };
+        event.code = pending as u32;
         submit_object(&ctx, event);
         0
     }
@@ -572,19 +571,11 @@ mod probes {
         };
         bump(counter::CONTEXT_HITS);
         let r = regs(&ctx);
-        let mut flags = 0;
-        let event = ObjectEvent {
-            header: header(EventKind::ContextCreate, tid),
-            object: r.rax,
-            a: r.rdi,
-            b: r.rbx,
-            c: r.rcx,
-            code: parent_keeps_child(&cfg, r.rbx, r.rcx),
-            goid: read(r.r14, cfg.g_goid, &mut flags),
-            frames: frames(r),
-            flags,
-            ..ObjectEvent::default()
-        };
+        let mut event = call_event(&cfg, r, EventKind::ContextCreate, tid, r.rax);
+        event.a = r.rdi;
+        event.b = r.rbx;
+        event.c = r.rcx;
+        event.code = parent_keeps_child(&cfg, r.rbx, r.rcx);
         submit_object(&ctx, event);
         0
     }
@@ -627,26 +618,15 @@ mod probes {
         };
         bump(counter::CONTEXT_HITS);
         let r = regs(&ctx);
-        let mut flags = 0;
-        let err_word: u64 = read(r.rax, cfg.ctx_err, &mut flags);
-        let mut code = 0;
+        let mut event = call_event(&cfg, r, EventKind::ContextCancel, tid, r.rax);
+        event.a = r.rcx;
+        event.b = r.rdi;
         if r.rbx & 0xff != 0 {
-            code |= CANCEL_REMOVE;
+            event.code |= CANCEL_REMOVE;
         }
-        if err_word == 0 {
-            code |= CANCEL_FIRST;
+        if read::<u64>(r.rax, cfg.ctx_err, &mut event.flags) == 0 {
+            event.code |= CANCEL_FIRST;
         }
-        let event = ObjectEvent {
-            header: header(EventKind::ContextCancel, tid),
-            object: r.rax,
-            a: r.rcx,
-            b: r.rdi,
-            code,
-            goid: read(r.r14, cfg.g_goid, &mut flags),
-            frames: frames(r),
-            flags,
-            ..ObjectEvent::default()
-        };
         submit_object(&ctx, event);
         0
     }

@@ -137,16 +137,7 @@ fn report(target: &Target) -> InspectReport<'_> {
             source: target.offsets_source,
             offsets: &target.offsets,
         },
-        probes: points
-            .into_iter()
-            .map(|(program, p)| ProbeReport {
-                program,
-                function: &p.function,
-                vaddr: p.vaddr,
-                file_offset: p.file_offset,
-                placement: p.placement,
-            })
-            .collect(),
+        probes: probe_reports(points),
         newproc1_entry: plan.newproc1_entry,
         runtime_vars: target.runtime_vars,
         wait_reasons: (0..=u8::MAX)
@@ -160,19 +151,23 @@ fn report(target: &Target) -> InspectReport<'_> {
             .collect(),
         wait_reasons_source: target.wait_reasons_source,
         wait_reason_strings: target.wait_reasons.iter().map(|(_, n)| n).collect(),
-        timer_probes: timer_points(&target.timer_probes)
-            .into_iter()
-            .map(|(program, p)| ProbeReport {
-                program,
-                function: &p.function,
-                vaddr: p.vaddr,
-                file_offset: p.file_offset,
-                placement: p.placement,
-            })
-            .collect(),
+        timer_probes: probe_reports(timer_points(&target.timer_probes)),
         timer_functions_missing: &target.timer_probes.missing,
         timer_coverage: timer_coverage(target),
     }
+}
+
+fn probe_reports<'a>(points: Vec<(&'static str, &'a ProbePoint)>) -> Vec<ProbeReport<'a>> {
+    points
+        .into_iter()
+        .map(|(program, p)| ProbeReport {
+            program,
+            function: &p.function,
+            vaddr: p.vaddr,
+            file_offset: p.file_offset,
+            placement: p.placement,
+        })
+        .collect()
 }
 
 fn timer_points(plan: &TimerPlan) -> Vec<(&'static str, &ProbePoint)> {

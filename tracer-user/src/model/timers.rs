@@ -82,6 +82,20 @@ pub struct TimerEntry {
 }
 
 impl TimerEntry {
+    /// A timer of `site` armed to run at `when`, seen first at `since_ns`.
+    fn armed(site: u32, since_ns: u64, when: i64, period: i64, is_chan: bool, owner: u64) -> Self {
+        TimerEntry {
+            site,
+            since_ns,
+            when,
+            period,
+            is_chan,
+            owner,
+            fires: 0,
+            last_fire_ns: 0,
+        }
+    }
+
     /// A one-shot channel timer whose deadline passed without it running:
     /// nobody was receiving, so it never will (Go ≥1.23 runs channel timers
     /// only for a receiver). Not pending any more.
@@ -272,16 +286,7 @@ impl TimerTable {
             self.sites[site as usize].before_attach += 1;
             self.arm(
                 t.timer,
-                TimerEntry {
-                    site,
-                    since_ns: now_ns,
-                    when: t.when,
-                    period: t.period,
-                    is_chan: t.is_chan,
-                    owner: 0,
-                    fires: 0,
-                    last_fire_ns: 0,
-                },
+                TimerEntry::armed(site, now_ns, t.when, t.period, t.is_chan, 0),
             );
         }
     }
@@ -326,16 +331,7 @@ impl TimerTable {
                 if when > 0 {
                     self.arm(
                         addr,
-                        TimerEntry {
-                            site,
-                            since_ns: ts_ns,
-                            when,
-                            period,
-                            is_chan,
-                            owner: ev.goid,
-                            fires: 0,
-                            last_fire_ns: 0,
-                        },
+                        TimerEntry::armed(site, ts_ns, when, period, is_chan, ev.goid),
                     );
                 } else {
                     // Created already run (AfterFunc(0) on another P).
@@ -363,16 +359,7 @@ impl TimerTable {
                 self.sites[site as usize].reset += 1;
                 self.arm(
                     addr,
-                    TimerEntry {
-                        site,
-                        since_ns: ts_ns,
-                        when,
-                        period,
-                        is_chan,
-                        owner: ev.goid,
-                        fires: 0,
-                        last_fire_ns: 0,
-                    },
+                    TimerEntry::armed(site, ts_ns, when, period, is_chan, ev.goid),
                 );
             }
             TimerOp::Stop { was_pending } => match self.timers.get(&addr) {
@@ -408,19 +395,7 @@ impl TimerTable {
                         ..TimerSiteKey::default()
                     });
                     self.sites[site as usize].before_attach += 1;
-                    self.arm(
-                        addr,
-                        TimerEntry {
-                            site,
-                            since_ns: ts_ns,
-                            when,
-                            period,
-                            is_chan: false,
-                            owner: 0,
-                            fires: 0,
-                            last_fire_ns: 0,
-                        },
-                    );
+                    self.arm(addr, TimerEntry::armed(site, ts_ns, when, period, false, 0));
                 }
                 let Some(entry) = self.timers.get_mut(&addr) else {
                     return;
@@ -445,16 +420,7 @@ impl TimerTable {
                 self.sites[site as usize].created += 1;
                 self.arm(
                     addr,
-                    TimerEntry {
-                        site,
-                        since_ns: ts_ns,
-                        when,
-                        period: 0,
-                        is_chan: false,
-                        owner: ev.goid,
-                        fires: 0,
-                        last_fire_ns: 0,
-                    },
+                    TimerEntry::armed(site, ts_ns, when, 0, false, ev.goid),
                 );
             }
         }

@@ -18,7 +18,7 @@
 //! from never runs, so channel timers (`isChan`) are never suspects. A
 //! context's deadline timer is the context's: it makes no second suspect.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use serde::Serialize;
 
@@ -337,15 +337,29 @@ fn group_id(tag: &str, kind: impl std::hash::Hash, site: &Option<SourceLocation>
     h.finish()
 }
 
-/// Ages (ns) → (oldest, median).
-fn oldest_and_median(ages: &mut [u64]) -> (u64, u64) {
-    if ages.is_empty() {
-        return (0, 0);
-    }
-    let oldest = ages.iter().copied().max().unwrap_or(0);
+/// A group's members as `(age_ns, goid)` → the oldest one's goroutine, and
+/// the oldest and median ages in seconds.
+fn age_summary(ages: &mut [(u64, u64)]) -> (u64, f64, f64) {
+    let Some(&(oldest_ns, example_goid)) = ages.iter().max_by_key(|a| a.0) else {
+        return (0, 0.0, 0.0);
+    };
     let mid = ages.len() / 2;
-    let median = *ages.select_nth_unstable(mid).1;
-    (oldest, median)
+    let median_ns = ages.select_nth_unstable_by_key(mid, |a| a.0).1 .0;
+    (example_goid, seconds(oldest_ns), seconds(median_ns))
+}
+
+/// Records a group's count at `now_ns` in its history; its growth per
+/// minute over the window.
+fn record_growth(
+    histories: &mut HashMap<u64, History>,
+    id: u64,
+    count: u64,
+    now_ns: u64,
+    window: Duration,
+) -> f64 {
+    let h = histories.entry(id).or_default();
+    h.push(now_ns, count);
+    round1(h.growth_per_min(now_ns, window))
 }
 
 /// Groups the timer table at `now_ns` and records each group's count.
@@ -427,18 +441,11 @@ pub(super) fn analyze(
         {
             t.orphaned += 1;
         }
-        ages[g].push((now_ns.saturating_sub(e.since_ns), e.owner));
+        ages[g].push((age, e.owner));
     }
     for (t, ages) in out.timers.iter_mut().zip(&mut ages) {
-        let oldest = ages.iter().max_by_key(|a| a.0).copied().unwrap_or_default();
-        t.example_goid = oldest.1;
-        let mut ns: Vec<u64> = ages.iter().map(|a| a.0).collect();
-        let (old, median) = oldest_and_median(&mut ns);
-        t.oldest_pending_s = seconds(old);
-        t.median_pending_s = seconds(median);
-        let h = histories.entry(t.id).or_default();
-        h.push(now_ns, t.pending);
-        t.growth_per_min = round1(h.growth_per_min(now_ns, window));
+        (t.example_goid, t.oldest_pending_s, t.median_pending_s) = age_summary(ages);
+        t.growth_per_min = record_growth(histories, t.id, t.pending, now_ns, window);
     }
 
     let mut cindex: HashMap<u64, usize> = HashMap::new();
@@ -502,15 +509,8 @@ pub(super) fn analyze(
         }
     }
     for (c, ages) in out.contexts.iter_mut().zip(&mut cages) {
-        let oldest = ages.iter().max_by_key(|a| a.0).copied().unwrap_or_default();
-        c.example_goid = oldest.1;
-        let mut ns: Vec<u64> = ages.iter().map(|a| a.0).collect();
-        let (old, median) = oldest_and_median(&mut ns);
-        c.oldest_live_s = seconds(old);
-        c.median_live_s = seconds(median);
-        let h = histories.entry(c.id).or_default();
-        h.push(now_ns, c.retained);
-        c.growth_per_min = round1(h.growth_per_min(now_ns, window));
+        (c.example_goid, c.oldest_live_s, c.median_live_s) = age_summary(ages);
+        c.growth_per_min = record_growth(histories, c.id, c.retained, now_ns, window);
     }
 
     out.timers.sort_by(|a, b| {
