@@ -324,6 +324,7 @@ fn detach_in_reverse(ebpf: &mut Ebpf, probes: Vec<(ProbeGroup, UProbeLinkId, Att
         }
     }
 }
+
 /// The uprobe program `name` of the probes object.
 fn uprobe<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, ProbeError> {
     ebpf.program_mut(name)
@@ -548,10 +549,10 @@ impl ProbeSession {
     /// Removes every uprobe from the target. The ring buffer and counters stay
     /// readable so what was already captured can still be drained.
     pub fn detach(&mut self) {
+        let attached = std::mem::take(&mut self.attached);
         if let Some(ebpf) = self.ebpf.as_mut() {
-            detach_in_reverse(ebpf, std::mem::take(&mut self.attached));
+            detach_in_reverse(ebpf, attached);
         }
-        self.attached.clear();
         self.ebpf = None;
         self.logger = None;
     }

@@ -493,13 +493,7 @@ impl SuspectEngine {
             .map(|g| (age_ns(g, now_ns), g.goid))
             .collect();
         let lower_bounds = m.goroutines.iter().any(|g| age_is_lower_bound(g));
-        let oldest = ages
-            .iter()
-            .copied()
-            .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
-            .unwrap_or_default();
-        let mid = ages.len() / 2;
-        let median = ages.select_nth_unstable(mid).1 .0;
+        let (oldest, median) = oldest_and_median(&mut ages);
         let mut goids: Vec<u64> = m.goroutines.iter().map(|g| g.goid).collect();
         goids.sort_unstable();
         Group {
@@ -613,7 +607,7 @@ impl SuspectEngine {
     }
 
     fn suspect(&self, kind: SuspectKind, group: &Group, count: u64, growth: f64) -> Suspect {
-        let growth = (growth * 10.0).round() / 10.0;
+        let growth = round1(growth);
         let evidence = evidence(kind, group, count, growth);
         Suspect {
             kind,
@@ -824,6 +818,26 @@ pub fn human_duration(ns: u64) -> String {
         3600..=86_399 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
         _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
     }
+}
+
+/// Members as `(age_ns, goid)` → the oldest one (the lowest goid among
+/// equals) and the median age; `((0, 0), 0)` for none.
+fn oldest_and_median(ages: &mut [(u64, u64)]) -> ((u64, u64), u64) {
+    let Some(oldest) = ages
+        .iter()
+        .copied()
+        .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
+    else {
+        return ((0, 0), 0);
+    };
+    let mid = ages.len() / 2;
+    let median = ages.select_nth_unstable(mid).1 .0;
+    (oldest, median)
+}
+
+/// A growth rate as shown: one decimal.
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
 }
 
 fn seconds(ns: u64) -> f64 {

@@ -23,8 +23,8 @@ use std::{collections::HashMap, time::Duration};
 use serde::Serialize;
 
 use super::{
-    human_duration, seconds, site_label, sustained_growth, thousands, History, Rules, Suspect,
-    SuspectKind,
+    human_duration, oldest_and_median, round1, seconds, site_label, sustained_growth, thousands,
+    History, Rules, Suspect, SuspectKind,
 };
 use crate::model::{GoroutineTable, TimerSiteKey, TimerTable};
 use crate::report::{SourceLocation, Symbols};
@@ -340,11 +340,7 @@ fn group_id(tag: &str, kind: impl std::hash::Hash, site: &Option<SourceLocation>
 /// A group's members as `(age_ns, goid)` → the oldest one's goroutine, and
 /// the oldest and median ages in seconds.
 fn age_summary(ages: &mut [(u64, u64)]) -> (u64, f64, f64) {
-    let Some(&(oldest_ns, example_goid)) = ages.iter().max_by_key(|a| a.0) else {
-        return (0, 0.0, 0.0);
-    };
-    let mid = ages.len() / 2;
-    let median_ns = ages.select_nth_unstable_by_key(mid, |a| a.0).1 .0;
+    let ((oldest_ns, example_goid), median_ns) = oldest_and_median(ages);
     (example_goid, seconds(oldest_ns), seconds(median_ns))
 }
 
@@ -545,10 +541,6 @@ pub(super) fn analyze(
         t.contexts_live += c.live;
     }
     out
-}
-
-fn round1(x: f64) -> f64 {
-    (x * 10.0).round() / 10.0
 }
 
 /// A site whose count grew through the window, or has at least
